@@ -1,0 +1,34 @@
+"""Registration-cap resolution for a business portfolio.
+
+The Graph API does not return the cap. Meta's rule: a new portfolio may register 2 numbers;
+once the business is verified or reaches the 2,000 messaging limit, 20. So, in order: the
+configured integer, a value learned from a ``business_capability_update`` webhook, else the
+rule applied to what the polls saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from monitor.model import MESSAGING_LIMIT_PER_DAY, BusinessState, PhoneNumber
+
+NEW_PORTFOLIO_CAP = 2
+SCALED_CAP = 20
+SCALING_LIMIT_PER_DAY = 2_000.0
+
+
+def resolve_cap(business: BusinessState, numbers: Iterable[PhoneNumber]) -> tuple[int, str]:
+    """The cap and the source that decided it: config, webhook, inferred or default."""
+    if business.configured_cap is not None:
+        return business.configured_cap, "config"
+    if business.learned_cap is not None:
+        return business.learned_cap, "webhook"
+    if business.verified:
+        return SCALED_CAP, "inferred"
+    limits = [MESSAGING_LIMIT_PER_DAY.get(n.messaging_limit or "") for n in numbers]
+    known = [limit for limit in limits if limit is not None]
+    if any(limit >= SCALING_LIMIT_PER_DAY for limit in known):
+        return SCALED_CAP, "inferred"
+    if known or business.verified is False:
+        return NEW_PORTFOLIO_CAP, "inferred"
+    return NEW_PORTFOLIO_CAP, "default"

@@ -1,0 +1,163 @@
+"""``waba-monitor check``: one poll of everything, a verdict, and a Nagios exit code.
+
+The verdict rules mirror the shipped alerts, so a cron job or a Nagios check and the
+Prometheus alerts agree about what is wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+
+from monitor.caps import resolve_cap
+from monitor.model import PhoneNumber
+from monitor.store import Store
+
+
+class Level(enum.IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    business_id: str
+    waba_id: str | None
+    phone_number_id: str | None
+    problem: str
+
+
+def number_findings(business_id: str, waba_id: str, n: PhoneNumber) -> list[Finding]:
+    found: list[tuple[Level, str]] = []
+    if n.status is not None and n.status != "CONNECTED":
+        found.append((Level.CRITICAL, f"status {n.status}"))
+    if n.quality_rating == "RED":
+        found.append((Level.CRITICAL, "quality RED"))
+    elif n.quality_rating == "YELLOW":
+        found.append((Level.WARNING, "quality YELLOW"))
+    if n.name_status in ("DECLINED", "EXPIRED"):
+        found.append((Level.WARNING, f"display name {n.name_status}"))
+    if n.health_status == "BLOCKED":
+        found.append((Level.CRITICAL, "cannot send messages (BLOCKED)"))
+    elif n.health_status == "LIMITED":
+        found.append((Level.WARNING, "can send messages only LIMITED"))
+    return [Finding(level, business_id, waba_id, n.id, text) for level, text in found]
+
+
+def approaching(registered: int, cap: int) -> bool:
+    """Same threshold as WhatsAppRegistrationCapApproaching: within 20% (at least 1) of cap."""
+    margin = max(1, -(-cap * 2 // 10))
+    return registered >= cap - margin
+
+
+def evaluate(store: Store) -> list[Finding]:
+    findings: list[Finding] = []
+    for business in store.businesses():
+        wabas = store.business_wabas(business.business_id)
+        numbers = [n for w in wabas for n in w.numbers]
+        registered = sum(1 for n in numbers if n.registered)
+        cap, _ = resolve_cap(business, numbers)
+        if registered >= cap:
+            findings.append(Finding(Level.CRITICAL, business.business_id, None, None,
+                                    f"registration cap reached ({registered}/{cap})"))
+        elif approaching(registered, cap):
+            findings.append(Finding(Level.WARNING, business.business_id, None, None,
+                                    f"registration cap approaching ({registered}/{cap})"))
+        for waba in wabas:
+            if not waba.up:
+                findings.append(Finding(Level.WARNING, business.business_id, waba.waba_id, None,
+                                        f"poll failed ({waba.last_error or 'not polled'})"))
+            for number in waba.numbers:
+                findings.extend(number_findings(business.business_id, waba.waba_id, number))
+    return findings
+
+
+def exit_level(store: Store, findings: list[Finding]) -> Level:
+    wabas = store.wabas()
+    if not wabas or not any(w.up for w in wabas):
+        return Level.UNKNOWN
+    return max((f.level for f in findings), default=Level.OK)
+
+
+def render_table(store: Store, findings: list[Finding]) -> str:
+    by_number: dict[str, list[str]] = {}
+    for f in findings:
+        if f.phone_number_id:
+            by_number.setdefault(f.phone_number_id, []).append(f.problem)
+    header = ("BUSINESS", "WABA", "NUMBER ID", "DISPLAY NUMBER", "VERIFIED NAME", "STATUS",
+              "QUALITY", "NAME STATUS", "THROUGHPUT", "LIMIT", "CAN SEND", "PROBLEMS")
+    rows: list[tuple[str, ...]] = [header]
+    for waba in store.wabas():
+        for n in waba.numbers:
+            rows.append((waba.business_id, waba.waba_id, n.id, n.display_phone_number or "-",
+                         (n.verified_name or "-")[:30], n.status or "-", n.quality_rating or "-",
+                         n.name_status or "-", n.throughput_level or "-", n.messaging_limit or "-",
+                         n.health_status or "-", "; ".join(by_number.get(n.id, [])) or "ok"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
+    lines.append("")
+    for business in store.businesses():
+        wabas = store.business_wabas(business.business_id)
+        numbers = [n for w in wabas for n in w.numbers]
+        cap, source = resolve_cap(business, numbers)
+        registered = sum(1 for n in numbers if n.registered)
+        up = sum(1 for w in wabas if w.up)
+        lines.append(f"business {business.business_id}: {registered}/{cap} registered "
+                     f"(cap from {source}), {len(numbers)} numbers, {up}/{len(wabas)} WABAs polled")
+    for f in findings:
+        if f.phone_number_id is None:
+            where = f.business_id + (f" WABA {f.waba_id}" if f.waba_id else "")
+            lines.append(f"{f.level.name}: {where}: {f.problem}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(store: Store, findings: list[Finding], level: Level) -> str:
+    doc = {
+        "status": level.name,
+        "exit_code": int(level),
+        "businesses": [
+            {
+                "business_id": b.business_id,
+                "registered_phone_numbers": sum(
+                    1 for w in store.business_wabas(b.business_id) for n in w.numbers
+                    if n.registered),
+                "registered_phone_numbers_cap": resolve_cap(
+                    b, [n for w in store.business_wabas(b.business_id) for n in w.numbers])[0],
+                "wabas": [
+                    {
+                        "waba_id": w.waba_id,
+                        "up": w.up,
+                        "last_error": w.last_error,
+                        "numbers": [
+                            {
+                                "id": n.id,
+                                "display_phone_number": n.display_phone_number,
+                                "verified_name": n.verified_name,
+                                "status": n.status,
+                                "quality_rating": n.quality_rating,
+                                "name_status": n.name_status,
+                                "throughput_level": n.throughput_level,
+                                "messaging_limit": n.messaging_limit,
+                                "health_status": n.health_status,
+                                "platform_type": n.platform_type,
+                                "registered": n.registered,
+                            }
+                            for n in w.numbers
+                        ],
+                    }
+                    for w in store.business_wabas(b.business_id)
+                ],
+            }
+            for b in store.businesses()
+        ],
+        "findings": [
+            {"level": f.level.name, "business_id": f.business_id, "waba_id": f.waba_id,
+             "phone_number_id": f.phone_number_id, "problem": f.problem}
+            for f in findings
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,181 @@
+"""The ``waba-monitor`` command: run, demo, simulator, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from monitor import __version__
+from monitor.check import evaluate, exit_level, render_json, render_table
+from monitor.config import ConfigError, Settings, load_settings, resolve_access_token
+from monitor.daemon import Monitor, build_client
+from monitor.logs import configure_logging, register_secret
+from monitor.runtime import Runtime, wait_for_signal
+from monitor.selfmetrics import create_self_metrics
+from monitor.store import Store
+
+EXIT_CONFIG = 2
+DEMO_TOKEN = "demo-token"  # noqa: S105 - the simulator's public demo credential
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="waba-monitor",
+        description="Prometheus exporter for WhatsApp Business phone-number health.",
+    )
+    parser.add_argument("--version", action="version", version=f"waba-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, required=True, help="path to the YAML configuration")
+
+    demo = sub.add_parser("demo", help="run the simulator and the daemon against it")
+    demo.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 9877),
+                      help="where the daemon listens (default 127.0.0.1:9877)")
+    demo.add_argument("--simulator-listen", type=parse_listen, default=("127.0.0.1", 0),
+                      help="where the simulator listens (default: a free port on 127.0.0.1)")
+    demo.add_argument("--scan-interval", default="10s", help="poll interval (default 10s)")
+
+    sim = sub.add_parser("simulator", help="run the Graph API simulator alone")
+    sim.add_argument("--scenario", type=Path, help="scenario YAML (default: the built-in demo)")
+    sim.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 9878),
+                     help="where the simulator listens (default 127.0.0.1:9878)")
+    sim.add_argument("--latency", type=float, default=0.0,
+                     help="seconds added to every Graph request")
+
+    check = sub.add_parser("check", help="poll everything once, print a report, exit 0/1/2/3")
+    check.add_argument("--config", type=Path, required=True)
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _load(path: Path) -> tuple[Settings, str]:
+    settings = load_settings(path)
+    token = resolve_access_token(settings)
+    register_secret(token)
+    return settings, token
+
+
+async def _run(settings: Settings, token: str) -> None:
+    async with Runtime(settings, access_token=token):
+        await wait_for_signal()
+
+
+async def _check(settings: Settings, token: str, fmt: str) -> int:
+    metrics = create_self_metrics(process_metrics=False)
+    store = Store()
+    async with aiohttp.ClientSession() as session:
+        client = build_client(settings, session, metrics, access_token=token, app_secret=None)
+        monitor = Monitor(settings, client, store, metrics)
+        await monitor.run_once()
+    findings = evaluate(store)
+    level = exit_level(store, findings)
+    if fmt == "json":
+        sys.stdout.write(render_json(store, findings, level))
+    else:
+        sys.stdout.write(render_table(store, findings))
+        sys.stdout.write(f"{level.name}\n")
+    return int(level)
+
+
+async def _simulator(scenario_path: Path | None, host: str, port: int, latency: float) -> None:
+    from monitor.simulator import World, builtin_scenario, load_scenario, start_simulator
+
+    scenario = load_scenario(scenario_path) if scenario_path else builtin_scenario("demo")
+    runner, url = await start_simulator(World(scenario), host=host, port=port, latency=latency)
+    print(f"Graph API simulator listening on {url}  (control API: {url}/_sim/state)", flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await runner.cleanup()
+
+
+async def _demo(listen: tuple[str, int], sim_listen: tuple[str, int], interval: str) -> None:
+    from monitor.simulator import World, builtin_scenario, start_simulator
+
+    scenario = builtin_scenario("demo")
+    world = World(scenario)
+    runner, sim_url = await start_simulator(world, host=sim_listen[0], port=sim_listen[1])
+    try:
+        with tempfile.TemporaryDirectory(prefix="waba-monitor-demo-") as tmp:
+            config = {
+                "graph": {"base_url": sim_url, "api_version": "v24.0"},
+                "businesses": [{"id": b.id} for b in scenario.businesses],
+                "schedule": {"scan_interval": interval, "jitter": 0.1},
+                "server": {"listen": f"{listen[0]}:{listen[1]}"},
+            }
+            path = Path(tmp) / "demo.yaml"
+            path.write_text(yaml.safe_dump(config))
+            settings = load_settings(path, environ={"WABA_MONITOR_ACCESS_TOKEN": DEMO_TOKEN})
+            async with Runtime(settings, access_token=DEMO_TOKEN) as runtime:
+                print(_demo_banner(runtime.url, sim_url, path), flush=True)
+                await wait_for_signal()
+    finally:
+        await runner.cleanup()
+
+
+def _demo_banner(url: str, sim_url: str, config_path: Path) -> str:
+    host = url.split("//", 1)[1]
+    return f"""
+waba-monitor demo is running against the built-in Graph API simulator.
+
+  Status page:   {url}/
+  Metrics:       {url}/metrics
+  Readiness:     {url}/-/ready
+  Simulator:     {sim_url}/_sim/state   (change a number: curl -X PATCH \\
+                 {sim_url}/_sim/numbers/<id> -d '{{"status":"FLAGGED"}}')
+
+Point a local Prometheus at it with this scrape job (rules: deploy/prometheus/rules/):
+
+  scrape_configs:
+    - job_name: waba-monitor
+      scrape_interval: 15s
+      static_configs:
+        - targets: ["{host}"]
+
+or run: prometheus --config.file=deploy/prometheus/prometheus.yml
+Press Ctrl-C to stop.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            settings, token = _load(args.config)
+            configure_logging(level=settings.logging.level, fmt=settings.logging.format)
+            asyncio.run(_run(settings, token))
+            return 0
+        if args.command == "check":
+            settings, token = _load(args.config)
+            configure_logging(level="warning", fmt=settings.logging.format)
+            return asyncio.run(_check(settings, token, args.format))
+        configure_logging(level="info")
+        if args.command == "simulator":
+            asyncio.run(_simulator(args.scenario, *args.listen, args.latency))
+        elif args.command == "demo":
+            asyncio.run(_demo(args.listen, args.simulator_listen, args.scan_interval))
+        return 0
+    except ConfigError as err:
+        print(f"waba-monitor: configuration error:\n{err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The monitor proper: polls WABAs, discovers them, and keeps the store current.
+
+Nothing here knows about HTTP serving or the command line; ``Monitor`` is driven by the
+scheduler (``run``), or by ``check`` for a single pass over everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+
+from monitor.config import BusinessSettings, Settings
+from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
+from monitor.graph.errors import ErrorKind, GraphError
+from monitor.model import BusinessState, WabaState
+from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
+from monitor.selfmetrics import SelfMetrics
+from monitor.store import Store
+
+log = structlog.get_logger("monitor.daemon")
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One WABA to poll, attributed to the business portfolio that owns it."""
+
+    business_id: str
+    waba_id: str
+
+
+def build_client(
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    metrics: SelfMetrics,
+    *,
+    access_token: str,
+    app_secret: str | None,
+) -> GraphClient:
+    graph = settings.graph
+    return GraphClient(
+        session,
+        base_url=str(graph.base_url),
+        api_version=graph.api_version,
+        access_token=access_token,
+        app_secret=app_secret,
+        metrics=metrics,
+        concurrency=graph.concurrency,
+        timeout=graph.timeout,
+        retry=RetryPolicy(max_retries=graph.max_retries, max_throttle_wait=graph.max_throttle_wait),
+    )
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: Settings,
+        client: GraphClient,
+        store: Store,
+        metrics: SelfMetrics,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.fields = FieldPolicy(metrics)
+        self.fill_memory = FillMemory()
+        self.not_before: dict[str, float] = {}
+        self.discovered: set[str] = set()
+        metrics.scan_interval.set(settings.schedule.scan_interval)
+        metrics.businesses.set(len(settings.businesses))
+
+    # --- configuration -------------------------------------------------------------------
+    def configured_targets(self) -> list[Target]:
+        return [
+            Target(b.id, w) for b in self.settings.businesses for w in (b.wabas or ())
+        ]
+
+    def discovery_businesses(self) -> list[BusinessSettings]:
+        return [b for b in self.settings.businesses if b.wabas is None]
+
+    def register_businesses(self) -> None:
+        for business in self.settings.businesses:
+            cap = business.registration_cap
+            existing = self.store.business(business.id)
+            state = BusinessState(
+                business_id=business.id,
+                configured_cap=None if cap == "auto" else int(cap),
+                learned_cap=existing.learned_cap if existing else None,
+                verified=existing.verified if existing else None,
+            )
+            self.store.put_business(state)
+        for target in self.configured_targets():
+            self.ensure_waba(target)
+
+    def ensure_waba(self, target: Target) -> None:
+        """Make a WABA known (unpolled) so its self-metrics exist from the start."""
+        current = self.store.waba(target.waba_id)
+        if current is None:
+            self.store.put_waba(WabaState(business_id=target.business_id, waba_id=target.waba_id))
+        elif current.business_id != target.business_id:
+            self.store.put_waba(dataclasses.replace(current, business_id=target.business_id))
+        if self.store.business(target.business_id) is None:
+            self.store.put_business(BusinessState(business_id=target.business_id))
+        self.metrics.wabas.set(len(self.store.wabas()))
+
+    @property
+    def ready(self) -> bool:
+        return self.discovered >= {b.id for b in self.discovery_businesses()} and self.store.ready
+
+    # --- polling -------------------------------------------------------------------------
+    async def poll_waba(self, target: Target) -> WabaState | None:
+        """One poll of one WABA; never raises. Returns None when skipped (throttled)."""
+        started = self.clock()
+        wait_until = self.not_before.get(target.waba_id, 0.0)
+        if started < wait_until:
+            log.info("waba_poll_skipped", business_id=target.business_id,
+                     waba_id=target.waba_id, reason="throttled",
+                     resume_in_seconds=round(wait_until - started, 1))
+            return None
+        accounting = start_accounting()
+        old = self.store.waba(target.waba_id) or WabaState(target.business_id, target.waba_id)
+        monotonic = time.monotonic()
+        error: GraphError | None = None
+        try:
+            numbers = await fetch_waba(
+                self.client,
+                target.waba_id,
+                self.fields,
+                self.fill_memory,
+                page_limit=self.settings.graph.page_limit,
+                per_number_fill=self.settings.graph.per_number_fill,
+            )
+        except GraphError as err:
+            error = err
+        except Exception as exc:  # a bug must not stop the other WABAs' polls
+            log.exception("waba_poll_crashed", business_id=target.business_id,
+                          waba_id=target.waba_id)
+            error = GraphError(kind=ErrorKind.PAYLOAD, endpoint="phone_numbers",
+                               message=type(exc).__name__)
+        duration = time.monotonic() - monotonic
+        self.metrics.poll_duration.observe(duration)
+        common = {
+            "business_id": target.business_id,
+            "waba_id": target.waba_id,
+            "polled": True,
+            "last_attempt": started,
+            "last_duration": duration,
+            "last_requests": accounting.request_count,
+            "polls": old.polls + 1,
+        }
+        if error is None:
+            new = WabaState(numbers=numbers, up=True, last_success=self.clock(),
+                            failures=old.failures, **common)  # type: ignore[arg-type]
+            self.metrics.auth_ok.set(1)
+            self.not_before.pop(target.waba_id, None)
+            log.info("waba_polled", business_id=target.business_id, waba_id=target.waba_id,
+                     result="success", numbers=len(numbers),
+                     requests=accounting.request_count, duration_seconds=round(duration, 3))
+        else:
+            new = dataclasses.replace(old, up=False, last_error=error.kind.value,
+                                      failures=old.failures + 1, **common)  # type: ignore[arg-type]
+            if error.kind is ErrorKind.THROTTLED and error.retry_after:
+                self.not_before[target.waba_id] = self.clock() + error.retry_after
+            log.warning("waba_polled", business_id=target.business_id, waba_id=target.waba_id,
+                        result="failure", error=str(error), kind=error.kind.value,
+                        requests=accounting.request_count, duration_seconds=round(duration, 3))
+        if self.store.waba(target.waba_id) is None:
+            return new  # removed while we polled (reload or discovery): do not resurrect
+        self.store.put_waba(new)
+        return new
+
+    def targets(self) -> list[Target]:
+        return [Target(w.business_id, w.waba_id) for w in self.store.wabas()]
+
+    async def discover(self, business: BusinessSettings) -> list[Target] | None:
+        """Find a business's WABAs; None when discovery failed (keep what we had)."""
+        try:
+            found = await discover_wabas(self.client, business.id, business.discover)
+        except GraphError as err:
+            log.warning("discovery_failed", business_id=business.id, error=str(err))
+            self.discovered.add(business.id)
+            return None
+        self.discovered.add(business.id)
+        targets = [Target(w.owner_business_id or business.id, w.waba_id) for w in found]
+        log.info("discovered", business_id=business.id, wabas=len(targets))
+        return targets
+
+    async def poll_all(self, targets: Iterable[Target]) -> list[WabaState | None]:
+        return list(await asyncio.gather(*(self.poll_waba(t) for t in targets)))
+
+    async def run_once(self) -> None:
+        """Discover where needed, then poll every WABA once (used by ``check``)."""
+        self.register_businesses()
+        for business in self.discovery_businesses():
+            for target in await self.discover(business) or []:
+                self.ensure_waba(target)
+        await self.poll_all(self.targets())

@@ -1,0 +1,267 @@
+"""Snapshot → exposition bytes, rendered when a WABA's state changes, not on every scrape.
+
+Each WABA (and each business) keeps its sample lines pre-rendered per metric family, the way
+kube-state-metrics keeps per-object series; a scrape joins cached bytes. Family headers differ
+between the Prometheus text format and OpenMetrics only for counters, so one set of sample
+lines serves both.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from monitor.caps import resolve_cap
+from monitor.model import (
+    KNOWN_CODE_VERIFICATION_STATUS,
+    KNOWN_HEALTH,
+    KNOWN_MESSAGING_LIMIT,
+    KNOWN_NAME_STATUS,
+    KNOWN_QUALITY_RATING,
+    KNOWN_STATUS,
+    KNOWN_THROUGHPUT_LEVEL,
+    MESSAGING_LIMIT_PER_DAY,
+    BusinessState,
+    PhoneNumber,
+    WabaState,
+)
+
+Fragment = Mapping[str, bytes]
+
+_FROM_MEMORY = " Served from memory; refreshed by background polls of the Graph API."
+_LAST_GOOD = " After a failed poll the last good value stays (see whatsapp_monitor_waba_up)."
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str  # sample name (counters end in _total)
+    type: str  # gauge | counter
+    help: str
+
+    def header(self, openmetrics: bool) -> bytes:
+        name = self.name
+        if openmetrics and self.type == "counter" and name.endswith("_total"):
+            name = name[: -len("_total")]
+        return f"# HELP {name} {self.help}\n# TYPE {name} {self.type}\n".encode()
+
+
+def _stateset_help(what: str) -> str:
+    return (
+        f"{what}: one series per known value (1 for the current one, 0 otherwise), plus the "
+        f"observed value when the API returns one that is not known.{_LAST_GOOD}{_FROM_MEMORY}"
+    )
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("whatsapp_phone_number_info", "gauge",
+           "Always 1; descriptive facts about a phone number, to join on phone_number_id."
+           + _FROM_MEMORY),
+    Family("whatsapp_phone_number_status", "gauge", _stateset_help("Operating status")),
+    Family("whatsapp_phone_number_connected", "gauge",
+           "1 when the number's status is CONNECTED (it can send and receive), else 0."
+           + _LAST_GOOD),
+    Family("whatsapp_phone_number_quality_rating", "gauge", _stateset_help("Quality rating")),
+    Family("whatsapp_phone_number_name_status", "gauge", _stateset_help("Display-name status")),
+    Family("whatsapp_phone_number_throughput_level", "gauge", _stateset_help("Throughput level")),
+    Family("whatsapp_phone_number_code_verification_status", "gauge",
+           _stateset_help("Code (OTP) verification status")),
+    Family("whatsapp_phone_number_health_status", "gauge",
+           _stateset_help("Overall health_status.can_send_message")),
+    Family("whatsapp_phone_number_messaging_limit_tier", "gauge",
+           _stateset_help("Messaging limit tier of the owning portfolio")),
+    Family("whatsapp_phone_number_messaging_limit_per_day", "gauge",
+           "Business-initiated conversations allowed per 24 h by the messaging limit tier "
+           "(+Inf when unlimited)." + _LAST_GOOD),
+    Family("whatsapp_phone_number_registered", "gauge",
+           "1 when the number is registered with Cloud API or On-Premises API "
+           "(platform_type other than NOT_APPLICABLE) and so counts toward the cap." + _LAST_GOOD),
+    Family("whatsapp_phone_number_official_business_account", "gauge",
+           "1 when the number is an Official Business Account." + _LAST_GOOD),
+    Family("whatsapp_business_registered_phone_numbers", "gauge",
+           "Registered phone numbers across all WABAs owned by the business portfolio."
+           + _FROM_MEMORY),
+    Family("whatsapp_business_registered_phone_numbers_cap", "gauge",
+           "How many registered phone numbers the business portfolio may have."),
+    Family("whatsapp_business_registered_phone_numbers_cap_info", "gauge",
+           "Always 1; where the registration cap comes from (config, webhook, inferred)."),
+    Family("whatsapp_business_phone_numbers", "gauge",
+           "Phone numbers known across all WABAs owned by the business portfolio."),
+    Family("whatsapp_monitor_waba_up", "gauge",
+           "1 if the last poll of the WABA succeeded, else 0. After a failure the WABA's "
+           "last good values stay exported and the last-success timestamp does not move."),
+    Family("whatsapp_monitor_waba_last_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful poll of the WABA."),
+    Family("whatsapp_monitor_waba_last_poll_timestamp_seconds", "gauge",
+           "Unix time of the last poll attempt of the WABA, successful or not."),
+    Family("whatsapp_monitor_waba_phone_numbers", "gauge",
+           "Phone numbers in the WABA at its last successful poll."),
+    Family("whatsapp_monitor_waba_last_poll_requests", "gauge",
+           "Graph API requests the last poll of the WABA made (retries included)."),
+    Family("whatsapp_monitor_waba_polls_total", "counter", "Polls of the WABA attempted."),
+    Family("whatsapp_monitor_waba_poll_failures_total", "counter",
+           "Polls of the WABA that failed."),
+)
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+
+
+def format_value(value: float) -> str:
+    """Go-style float text, as Prometheus writes it (integers without a decimal point)."""
+    if value == float("inf"):
+        return "+Inf"
+    if value == float("-inf"):
+        return "-Inf"
+    if value != value:
+        return "NaN"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: Iterable[tuple[str, str | None]]) -> str:
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs if v is not None)
+
+
+def _stateset(out: list[str], name: str, base: str, label: str, value: str | None,
+              known: tuple[str, ...]) -> None:
+    if value is None:
+        return
+    for candidate in known:
+        out.append(f'{name}{{{base},{label}="{candidate}"}} {1 if candidate == value else 0}\n')
+    if value not in known:
+        out.append(f'{name}{{{base},{label}="{escape(value)}"}} 1\n')
+
+
+def _bool(out: list[str], name: str, base: str, value: bool | None) -> None:
+    if value is not None:
+        out.append(f"{name}{{{base}}} {1 if value else 0}\n")
+
+
+def _number_lines(state: WabaState, n: PhoneNumber) -> dict[str, list[str]]:
+    base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id),
+                    ("phone_number_id", n.id)))
+    lines: dict[str, list[str]] = {}
+
+    def family(name: str) -> list[str]:
+        return lines.setdefault(name, [])
+
+    info = _labels((("display_phone_number", n.display_phone_number),
+                    ("verified_name", n.verified_name), ("platform_type", n.platform_type),
+                    ("account_mode", n.account_mode)))
+    family("whatsapp_phone_number_info").append(
+        f"whatsapp_phone_number_info{{{base}{',' if info else ''}{info}}} 1\n")
+    _stateset(family("whatsapp_phone_number_status"), "whatsapp_phone_number_status", base,
+              "status", n.status, KNOWN_STATUS)
+    _bool(family("whatsapp_phone_number_connected"), "whatsapp_phone_number_connected", base,
+          None if n.status is None else n.status == "CONNECTED")
+    _stateset(family("whatsapp_phone_number_quality_rating"),
+              "whatsapp_phone_number_quality_rating", base, "rating", n.quality_rating,
+              KNOWN_QUALITY_RATING)
+    _stateset(family("whatsapp_phone_number_name_status"), "whatsapp_phone_number_name_status",
+              base, "name_status", n.name_status, KNOWN_NAME_STATUS)
+    _stateset(family("whatsapp_phone_number_throughput_level"),
+              "whatsapp_phone_number_throughput_level", base, "level", n.throughput_level,
+              KNOWN_THROUGHPUT_LEVEL)
+    _stateset(family("whatsapp_phone_number_code_verification_status"),
+              "whatsapp_phone_number_code_verification_status", base,
+              "code_verification_status", n.code_verification_status,
+              KNOWN_CODE_VERIFICATION_STATUS)
+    _stateset(family("whatsapp_phone_number_health_status"),
+              "whatsapp_phone_number_health_status", base, "can_send_message", n.health_status,
+              KNOWN_HEALTH)
+    _stateset(family("whatsapp_phone_number_messaging_limit_tier"),
+              "whatsapp_phone_number_messaging_limit_tier", base, "tier", n.messaging_limit,
+              KNOWN_MESSAGING_LIMIT)
+    per_day = MESSAGING_LIMIT_PER_DAY.get(n.messaging_limit or "")
+    if per_day is not None:
+        family("whatsapp_phone_number_messaging_limit_per_day").append(
+            f"whatsapp_phone_number_messaging_limit_per_day{{{base}}} {format_value(per_day)}\n")
+    _bool(family("whatsapp_phone_number_registered"), "whatsapp_phone_number_registered", base,
+          n.registered)
+    _bool(family("whatsapp_phone_number_official_business_account"),
+          "whatsapp_phone_number_official_business_account", base,
+          n.is_official_business_account)
+    return lines
+
+
+def render_waba(state: WabaState) -> dict[str, bytes]:
+    """All sample lines of one WABA, grouped by family."""
+    grouped: dict[str, list[str]] = {}
+    for number in state.numbers:
+        for name, lines in _number_lines(state, number).items():
+            grouped.setdefault(name, []).extend(lines)
+    base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id)))
+
+    def add(name: str, value: float) -> None:
+        grouped.setdefault(name, []).append(f"{name}{{{base}}} {format_value(value)}\n")
+
+    add("whatsapp_monitor_waba_up", 1 if state.up else 0)
+    if state.last_success is not None:
+        add("whatsapp_monitor_waba_last_success_timestamp_seconds", state.last_success)
+        add("whatsapp_monitor_waba_phone_numbers", len(state.numbers))
+    if state.last_attempt is not None:
+        add("whatsapp_monitor_waba_last_poll_timestamp_seconds", state.last_attempt)
+        add("whatsapp_monitor_waba_last_poll_requests", state.last_requests)
+    add("whatsapp_monitor_waba_polls_total", state.polls)
+    add("whatsapp_monitor_waba_poll_failures_total", state.failures)
+    return {name: "".join(lines).encode() for name, lines in grouped.items()}
+
+
+def render_business(business: BusinessState, wabas: Iterable[WabaState]) -> dict[str, bytes]:
+    numbers = [n for waba in wabas for n in waba.numbers]
+    registered = sum(1 for n in numbers if n.registered)
+    cap, cap_source = resolve_cap(business, numbers)
+    base = _labels((("business_id", business.business_id),))
+    source = _labels((("business_id", business.business_id), ("source", cap_source)))
+    return {
+        "whatsapp_business_registered_phone_numbers":
+            f"whatsapp_business_registered_phone_numbers{{{base}}} {registered}\n".encode(),
+        "whatsapp_business_registered_phone_numbers_cap":
+            f"whatsapp_business_registered_phone_numbers_cap{{{base}}} {cap}\n".encode(),
+        "whatsapp_business_registered_phone_numbers_cap_info":
+            f"whatsapp_business_registered_phone_numbers_cap_info{{{source}}} 1\n".encode(),
+        "whatsapp_business_phone_numbers":
+            f"whatsapp_business_phone_numbers{{{base}}} {len(numbers)}\n".encode(),
+    }
+
+
+def assemble(fragments: Iterable[Fragment], *, openmetrics: bool) -> bytes:
+    """Join fragments family by family; families without samples are left out."""
+    parts: dict[str, list[bytes]] = {name: [] for name in FAMILY_NAMES}
+    for fragment in fragments:
+        for name, chunk in fragment.items():
+            parts[name].append(chunk)
+    out: list[bytes] = []
+    for family in FAMILIES:
+        chunks = parts[family.name]
+        if chunks:
+            out.append(family.header(openmetrics))
+            out.extend(chunks)
+    return b"".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedBody:
+    """The data part of /metrics for one snapshot version, plain and pre-compressed."""
+
+    version: int
+    text: bytes
+    openmetrics: bytes
+    text_gzip: bytes
+    openmetrics_gzip: bytes
+
+
+def render_body(version: int, fragments: list[Fragment]) -> RenderedBody:
+    text = assemble(fragments, openmetrics=False)
+    om = assemble(fragments, openmetrics=True)
+    return RenderedBody(
+        version=version,
+        text=text,
+        openmetrics=om,
+        text_gzip=gzip.compress(text, compresslevel=1, mtime=0),
+        openmetrics_gzip=gzip.compress(om, compresslevel=1, mtime=0),
+    )

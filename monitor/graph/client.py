@@ -1,0 +1,291 @@
+"""The one place that talks HTTP to the Graph API: auth, retries, throttling, paging, usage.
+
+The access token travels only in the Authorization header, never in a URL we build, and no
+URL is ever logged (Graph's own ``paging.next`` links carry the token, so we page with the
+cursor instead of following them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import structlog
+
+from monitor.graph.errors import RETRYABLE, ErrorKind, GraphError, error_from_response
+from monitor.graph.usage import BucUsage, parse_app_usage, parse_buc_usage
+from monitor.selfmetrics import SelfMetrics
+
+log = structlog.get_logger("monitor.graph")
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_PAGES = 100_000
+
+Sleep = Callable[[float], Awaitable[None]]
+Validator = Callable[[Mapping[str, Any]], None]
+
+# Counts requests made on behalf of the current poll; tasks spawned by a poll share the list.
+_poll_requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "poll_requests", default=None
+)
+# Collects usage readings seen by the current poll.
+_poll_usage: contextvars.ContextVar[dict[tuple[str, str], BucUsage] | None] = (
+    contextvars.ContextVar("poll_usage", default=None)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_throttle_wait: float = 60.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential back-off: spreads retries of many WABAs apart."""
+        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        return rng.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class PollAccounting:
+    """What one poll cost; filled by the client while the poll's context is active."""
+
+    requests: list[int]
+    usage: dict[tuple[str, str], BucUsage]
+
+    @property
+    def request_count(self) -> int:
+        return self.requests[0]
+
+
+def start_accounting() -> PollAccounting:
+    """Begin counting requests for the calling task (and the tasks it spawns)."""
+    acct = PollAccounting(requests=[0], usage={})
+    _poll_requests.set(acct.requests)
+    _poll_usage.set(acct.usage)
+    return acct
+
+
+def appsecret_proof(token: str, app_secret: str) -> str:
+    """The classic proof: HMAC-SHA256 of the token keyed with the app secret, hex."""
+    return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+class GraphClient:
+    """A small, stateless-by-design wrapper; concurrency is bounded by one semaphore."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_version: str,
+        access_token: str,
+        metrics: SelfMetrics,
+        app_secret: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._root = f"{base_url.rstrip('/')}/{api_version}/"
+        self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._proof = appsecret_proof(access_token, app_secret) if app_secret else None
+        self._metrics = metrics
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def get(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        validate: Validator | None = None,
+    ) -> dict[str, Any]:
+        """GET one Graph object; retries what is worth retrying, raises GraphError otherwise."""
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(endpoint, path, params, validate)
+            except GraphError as err:
+                self._metrics.graph_errors.labels(endpoint=endpoint, code=err.code_label).inc()
+                if err.kind is ErrorKind.AUTH:
+                    self._metrics.auth_ok.set(0)
+                delay = self._delay_for(err, attempt)
+                if delay is None:
+                    raise
+                log.info(
+                    "graph_retry",
+                    endpoint=endpoint,
+                    kind=err.kind.value,
+                    code=err.code,
+                    attempt=attempt + 1,
+                    delay_seconds=round(delay, 3),
+                )
+                attempt += 1
+                await self._sleep(delay)
+
+    def _delay_for(self, err: GraphError, attempt: int) -> float | None:
+        if attempt >= self._retry.max_retries:
+            return None
+        if err.kind in RETRYABLE:
+            return self._retry.backoff(attempt, self._rng)
+        if err.kind is ErrorKind.THROTTLED:
+            wait = err.retry_after if err.retry_after else self._retry.backoff(attempt, self._rng)
+            return wait if wait <= self._retry.max_throttle_wait else None
+        return None
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, str],
+        validate: Validator | None,
+    ) -> dict[str, Any]:
+        query = dict(params)
+        if self._proof:
+            query["appsecret_proof"] = self._proof
+        counter = _poll_requests.get()
+        if counter is not None:
+            counter[0] += 1
+        self._metrics.graph_requests.labels(endpoint=endpoint).inc()
+        async with self._semaphore:
+            try:
+                async with self._session.get(
+                    self._root + path,
+                    params=query,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    status = resp.status
+                    buc = parse_buc_usage(resp.headers.get("X-Business-Use-Case-Usage"))
+                    app = parse_app_usage(resp.headers.get("X-App-Usage"))
+                    retry_after_header = resp.headers.get("Retry-After")
+                    raw = await resp.content.read(MAX_BODY_BYTES + 1)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise GraphError(
+                    kind=ErrorKind.NETWORK,
+                    endpoint=endpoint,
+                    message=type(exc).__name__,
+                ) from None
+        self._record_usage(buc, app)
+        if len(raw) > MAX_BODY_BYTES:
+            raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
+                             message="response body too large")
+        body = _decode(raw)
+        if not 200 <= status < 300:
+            err = error_from_response(endpoint, status, body)
+            if err.kind is ErrorKind.THROTTLED:
+                err = _with_retry_after(err, buc, retry_after_header)
+            raise err
+        if not isinstance(body, dict):
+            raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
+                             message="response is not a JSON object")
+        if validate is not None:
+            try:
+                validate(body)
+            except ValueError as exc:
+                raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
+                                 message=str(exc)[:200]) from None
+        return body
+
+    def _record_usage(self, buc: tuple[BucUsage, ...], app: object) -> None:
+        usage = _poll_usage.get()
+        for entry in buc:
+            if usage is not None:
+                usage[(entry.object_id, entry.type)] = entry
+            for measure in ("call_count", "total_cputime", "total_time"):
+                self._metrics.buc_usage.labels(
+                    object_id=entry.object_id, type=entry.type, measure=measure
+                ).set(getattr(entry, measure) / 100.0)
+            self._metrics.buc_regain.labels(object_id=entry.object_id, type=entry.type).set(
+                entry.regain_access_seconds
+            )
+        if app is not None:
+            for measure in ("call_count", "total_cputime", "total_time"):
+                self._metrics.app_usage.labels(measure=measure).set(getattr(app, measure) / 100.0)
+
+    async def paginate(
+        self, endpoint: str, path: str, params: Mapping[str, str]
+    ) -> AsyncIterator[list[Any]]:
+        """Yield each page's ``data`` list, following cursors until there is no ``next``."""
+        seen: set[str] = set()
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            query = dict(params)
+            if after is not None:
+                query["after"] = after
+            body = await self.get(endpoint, path, query, validate=_validate_page)
+            yield body["data"]
+            after = _next_cursor(endpoint, body)
+            if after is None:
+                return
+            if after in seen:
+                self._metrics.graph_errors.labels(endpoint=endpoint, code="cursor_loop").inc()
+                raise GraphError(kind=ErrorKind.CURSOR_LOOP, endpoint=endpoint,
+                                 message="the API returned a cursor it had returned before")
+            seen.add(after)
+        raise GraphError(kind=ErrorKind.CURSOR_LOOP, endpoint=endpoint,
+                         message=f"more than {MAX_PAGES} pages")
+
+
+def _decode(raw: bytes) -> object:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _validate_page(body: Mapping[str, Any]) -> None:
+    if not isinstance(body.get("data"), list):
+        raise ValueError("page has no 'data' list")
+    paging = body.get("paging")
+    if paging is not None and not isinstance(paging, Mapping):
+        raise ValueError("'paging' is not an object")
+
+
+def _next_cursor(endpoint: str, body: Mapping[str, Any]) -> str | None:
+    paging = body.get("paging")
+    if not isinstance(paging, Mapping) or not paging.get("next"):
+        return None
+    cursors = paging.get("cursors")
+    if isinstance(cursors, Mapping) and isinstance(cursors.get("after"), str):
+        after: str = cursors["after"]
+        return after
+    nxt = paging.get("next")
+    if isinstance(nxt, str):
+        values = parse_qs(urlsplit(nxt).query).get("after")
+        if values:
+            return values[0]
+    raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint,
+                     message="'next' page without an 'after' cursor")
+
+
+def _with_retry_after(err: GraphError, buc: tuple[BucUsage, ...], header: str | None) -> GraphError:
+    wait = max((entry.regain_access_seconds for entry in buc), default=0.0)
+    if not wait and header:
+        try:
+            wait = float(header)
+        except ValueError:
+            wait = 0.0
+    return dataclasses.replace(err, retry_after=wait) if wait else err

@@ -1,0 +1,208 @@
+"""Immutable value objects for what a poll learns, and parsing of Graph payloads into them.
+
+Every enum the Graph API returns is treated as open: unknown strings are kept verbatim, so
+that the exporter can show them rather than drop them. A field the API did not return stays
+``None`` and is left out of the metrics, never turned into a zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Known values of each enum, as the facts sheet lists them. Used for StateSets only: any
+# other value is still accepted and exported as observed.
+KNOWN_STATUS = (
+    "PENDING",
+    "DELETED",
+    "MIGRATED",
+    "BANNED",
+    "RESTRICTED",
+    "RATE_LIMITED",
+    "FLAGGED",
+    "CONNECTED",
+    "DISCONNECTED",
+    "UNKNOWN",
+    "UNVERIFIED",
+)
+KNOWN_QUALITY_RATING = ("GREEN", "YELLOW", "RED", "NA", "UNKNOWN")
+KNOWN_NAME_STATUS = (
+    "APPROVED",
+    "AVAILABLE_WITHOUT_REVIEW",
+    "DECLINED",
+    "EXPIRED",
+    "PENDING_REVIEW",
+    "NONE",
+    "NON_EXISTS",
+)
+KNOWN_THROUGHPUT_LEVEL = ("STANDARD", "HIGH", "NOT_APPLICABLE")
+KNOWN_CODE_VERIFICATION_STATUS = ("NOT_VERIFIED", "VERIFIED", "EXPIRED", "UNVERIFIED")
+KNOWN_HEALTH = ("AVAILABLE", "LIMITED", "BLOCKED")
+KNOWN_MESSAGING_LIMIT = (
+    "TIER_50",
+    "TIER_250",
+    "TIER_1K",
+    "TIER_2K",
+    "TIER_10K",
+    "TIER_100K",
+    "TIER_UNLIMITED",
+    "UNTIERED",
+    "TIER_NOT_SET",
+)
+# Business-initiated conversations per 24 h for each tier; unlimited is +Inf so that a drop
+# from it is still a decrease.
+MESSAGING_LIMIT_PER_DAY: Mapping[str, float] = {
+    "TIER_50": 50.0,
+    "TIER_250": 250.0,
+    "TIER_1K": 1_000.0,
+    "TIER_2K": 2_000.0,
+    "TIER_10K": 10_000.0,
+    "TIER_100K": 100_000.0,
+    "TIER_UNLIMITED": float("inf"),
+}
+
+# Fields requested from the list edge. Order is stable so request URLs are stable.
+PHONE_NUMBER_FIELDS: tuple[str, ...] = (
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "status",
+    "quality_rating",
+    "name_status",
+    "throughput",
+    "code_verification_status",
+    "platform_type",
+    "account_mode",
+    "is_official_business_account",
+    "whatsapp_business_manager_messaging_limit",
+    "messaging_limit_tier",
+    "health_status",
+)
+
+
+class PayloadError(ValueError):
+    """A Graph response that does not have the shape the API documents."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    id: str
+    display_phone_number: str | None = None
+    verified_name: str | None = None
+    status: str | None = None
+    quality_rating: str | None = None
+    name_status: str | None = None
+    throughput_level: str | None = None
+    code_verification_status: str | None = None
+    platform_type: str | None = None
+    account_mode: str | None = None
+    is_official_business_account: bool | None = None
+    messaging_limit: str | None = None
+    health_status: str | None = None
+
+    @property
+    def registered(self) -> bool | None:
+        """Best known proxy for "counts toward the cap": registered with Cloud or On-Prem API.
+
+        ``platform_type`` NOT_APPLICABLE means "not registered with Cloud API or On-Premises
+        API"; when the field is absent we do not know, so ``None``.
+        """
+        if self.platform_type is None:
+            return None
+        return self.platform_type != "NOT_APPLICABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class WabaState:
+    """What the exporter knows about one WABA: its numbers from the last good poll, plus freshness.
+
+    After a failed poll the numbers of the last good poll are kept, ``up`` is False and
+    ``last_success`` is unchanged.
+    """
+
+    business_id: str
+    waba_id: str
+    numbers: tuple[PhoneNumber, ...] = ()
+    up: bool = False
+    polled: bool = False
+    last_success: float | None = None
+    last_attempt: float | None = None
+    last_error: str | None = None
+    last_duration: float | None = None
+    last_requests: int = 0
+    polls: int = 0
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessState:
+    """A business portfolio: the unit that owns WABAs and the registration cap."""
+
+    business_id: str
+    configured_cap: int | None = None  # None means "auto"
+    learned_cap: int | None = None  # from a business_capability_update webhook
+    verified: bool | None = None  # verification_status, when the token may read it
+
+
+def _opt_str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PayloadError(f"field {key!r} should be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _opt_bool(raw: Mapping[str, Any], key: str) -> bool | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise PayloadError(f"field {key!r} should be a boolean, got {type(value).__name__}")
+
+
+def _nested_str(raw: Mapping[str, Any], key: str, inner: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):  # tolerate a flattened form
+        return value
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"field {key!r} should be an object, got {type(value).__name__}")
+    return _opt_str(value, inner)
+
+
+def parse_phone_number(raw: object) -> PhoneNumber:
+    """Parse one phone-number node. Raises PayloadError on a shape the API never sends."""
+    if not isinstance(raw, Mapping):
+        raise PayloadError(f"phone number entry should be an object, got {type(raw).__name__}")
+    number_id = _opt_str(raw, "id")
+    if not number_id:
+        raise PayloadError("phone number entry has no id")
+    limit = _opt_str(raw, "whatsapp_business_manager_messaging_limit") or _opt_str(
+        raw, "messaging_limit_tier"
+    )
+    return PhoneNumber(
+        id=number_id,
+        display_phone_number=_opt_str(raw, "display_phone_number"),
+        verified_name=_opt_str(raw, "verified_name"),
+        status=_opt_str(raw, "status"),
+        quality_rating=_opt_str(raw, "quality_rating"),
+        name_status=_opt_str(raw, "name_status"),
+        throughput_level=_nested_str(raw, "throughput", "level"),
+        code_verification_status=_opt_str(raw, "code_verification_status"),
+        platform_type=_opt_str(raw, "platform_type") or _opt_str(raw, "host_platform"),
+        account_mode=_opt_str(raw, "account_mode"),
+        is_official_business_account=_opt_bool(raw, "is_official_business_account"),
+        messaging_limit=limit,
+        health_status=_nested_str(raw, "health_status", "can_send_message"),
+    )
+
+
+def missing_fields(raw: Mapping[str, Any], wanted: tuple[str, ...]) -> frozenset[str]:
+    """Which of ``wanted`` a node's payload did not carry (``id`` aside)."""
+    return frozenset(f for f in wanted if f != "id" and raw.get(f) is None)

@@ -1,0 +1,198 @@
+"""What to fetch for a WABA or a business, at the least API cost.
+
+A full poll of a WABA is one list request per page with every wanted field in ``fields=``.
+Per-number reads happen only for fields the list edge returned for no number at all, and a
+field the single-number node does not return either is remembered, so the cost is paid once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from monitor.graph.client import GraphClient
+from monitor.graph.errors import ErrorKind, GraphError
+from monitor.model import PHONE_NUMBER_FIELDS, PayloadError, PhoneNumber, parse_phone_number
+from monitor.selfmetrics import SelfMetrics
+
+log = structlog.get_logger("monitor.poller")
+
+# Fields whose loss would make the poll meaningless: never dropped.
+ESSENTIAL_FIELDS = frozenset({"id"})
+
+
+@dataclass
+class FieldPolicy:
+    """The phone-number fields still worth asking for; shared by all polls of the process.
+
+    A field the API rejects as nonexisting is dropped for good (and reported once), since
+    one bad field fails the whole request.
+    """
+
+    metrics: SelfMetrics
+    wanted: tuple[str, ...] = PHONE_NUMBER_FIELDS
+    rejected: set[str] = field(default_factory=set)
+
+    def current(self) -> tuple[str, ...]:
+        return tuple(f for f in self.wanted if f not in self.rejected)
+
+    def reject(self, name: str | None) -> bool:
+        """Drop a field; False when it cannot be dropped (so the error must stand)."""
+        if name is None or name in ESSENTIAL_FIELDS or name not in self.current():
+            return False
+        self.rejected.add(name)
+        self.metrics.field_rejected.labels(field=name).set(1)
+        log.warning("graph_field_rejected", field=name, action="dropped from requests")
+        return True
+
+
+@dataclass
+class FillMemory:
+    """Per WABA: fields that neither the list edge nor the single node returned."""
+
+    node_absent: dict[str, set[str]] = field(default_factory=dict)
+
+    def skip(self, waba_id: str) -> set[str]:
+        return self.node_absent.setdefault(waba_id, set())
+
+
+async def list_phone_numbers(
+    client: GraphClient, waba_id: str, policy: FieldPolicy, *, page_limit: int = 100
+) -> list[Mapping[str, Any]]:
+    """Every number of a WABA as raw payloads; restarts paging if a field must be dropped."""
+    while True:
+        fields = policy.current()
+        params = {"fields": ",".join(fields), "limit": str(page_limit)}
+        rows: list[Mapping[str, Any]] = []
+        try:
+            async for page in client.paginate("phone_numbers", f"{waba_id}/phone_numbers", params):
+                for entry in page:
+                    if not isinstance(entry, Mapping):
+                        raise GraphError(
+                            kind=ErrorKind.PAYLOAD,
+                            endpoint="phone_numbers",
+                            message="a 'data' entry is not an object",
+                        )
+                    rows.append(entry)
+            return rows
+        except GraphError as err:
+            if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
+                continue
+            raise
+
+
+async def fill_missing(
+    client: GraphClient,
+    waba_id: str,
+    rows: list[Mapping[str, Any]],
+    policy: FieldPolicy,
+    memory: FillMemory,
+) -> list[Mapping[str, Any]]:
+    """Read single numbers for fields the list returned for no number at all."""
+    if not rows:
+        return rows
+    skip = memory.skip(waba_id)
+    missing = [
+        f
+        for f in policy.current()
+        if f != "id" and f not in skip and all(row.get(f) is None for row in rows)
+    ]
+    if not missing:
+        return rows
+
+    async def read(row: Mapping[str, Any]) -> Mapping[str, Any]:
+        while True:
+            wanted = [f for f in missing if f not in policy.rejected]
+            if not wanted:
+                return row
+            try:
+                node = await client.get(
+                    "phone_number", str(row["id"]), {"fields": ",".join(["id", *wanted])}
+                )
+            except GraphError as err:
+                if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
+                    continue
+                raise
+            return {**row, **{k: v for k, v in node.items() if k in wanted and v is not None}}
+
+    filled = list(await asyncio.gather(*(read(row) for row in rows)))
+    for name in missing:
+        if all(row.get(name) is None for row in filled):
+            skip.add(name)
+            log.info("graph_field_absent", waba_id=waba_id, field=name,
+                     action="not read per number again for this WABA")
+    return filled
+
+
+def parse_numbers(rows: Iterable[Mapping[str, Any]], endpoint: str) -> tuple[PhoneNumber, ...]:
+    """Parse every row; one malformed row fails the poll rather than silently losing a number."""
+    numbers: dict[str, PhoneNumber] = {}
+    for row in rows:
+        try:
+            number = parse_phone_number(row)
+        except PayloadError as exc:
+            raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, message=str(exc)) from None
+        numbers[number.id] = number
+    return tuple(numbers.values())
+
+
+async def fetch_waba(
+    client: GraphClient,
+    waba_id: str,
+    policy: FieldPolicy,
+    memory: FillMemory,
+    *,
+    page_limit: int = 100,
+    per_number_fill: bool = True,
+) -> tuple[PhoneNumber, ...]:
+    rows = await list_phone_numbers(client, waba_id, policy, page_limit=page_limit)
+    if per_number_fill:
+        rows = await fill_missing(client, waba_id, rows, policy, memory)
+    return parse_numbers(rows, "phone_numbers")
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredWaba:
+    waba_id: str
+    owner_business_id: str | None
+
+
+async def discover_wabas(
+    client: GraphClient, business_id: str, edges: Iterable[str]
+) -> tuple[DiscoveredWaba, ...]:
+    """List a business's owned and/or client WABAs, with their owner where the API says it."""
+    found: dict[str, DiscoveredWaba] = {}
+    for edge in edges:
+        endpoint = f"{edge}_whatsapp_business_accounts"
+        fields = "id,owner_business_info"
+        while True:
+            try:
+                async for page in client.paginate(
+                    endpoint, f"{business_id}/{endpoint}", {"fields": fields, "limit": "100"}
+                ):
+                    for entry in page:
+                        waba = _parse_discovered(entry, endpoint)
+                        found.setdefault(waba.waba_id, waba)
+                break
+            except GraphError as err:
+                if err.kind is ErrorKind.FIELD_REJECTED and fields != "id":
+                    fields = "id"
+                    continue
+                raise
+    return tuple(found.values())
+
+
+def _parse_discovered(entry: object, endpoint: str) -> DiscoveredWaba:
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str | int):
+        raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint,
+                         message="a WABA entry has no id")
+    owner = entry.get("owner_business_info")
+    owner_id = owner.get("id") if isinstance(owner, Mapping) else None
+    return DiscoveredWaba(
+        waba_id=str(entry["id"]),
+        owner_business_id=str(owner_id) if isinstance(owner_id, str | int) else None,
+    )

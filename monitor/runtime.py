@@ -1,0 +1,113 @@
+"""Wiring for a running daemon: one HTTP client session, the scheduler and the web server.
+
+``Runtime`` is an async context manager so tests can start a real daemon on port 0, talk to
+it, and tear every task and socket down afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from types import TracebackType
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from monitor import __version__
+from monitor.config import Settings
+from monitor.daemon import Monitor, build_client
+from monitor.scheduler import Jobs
+from monitor.selfmetrics import SelfMetrics, create_self_metrics
+from monitor.store import Store
+from monitor.web import build_app
+
+log = structlog.get_logger("monitor.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        access_token: str,
+        app_secret: str | None = None,
+        metrics: SelfMetrics | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self._token = access_token
+        self._app_secret = app_secret
+        self.metrics = metrics or create_self_metrics()
+        self.store = Store()
+        self.host = host if host is not None else settings.server.host
+        self.port = port if port is not None else settings.server.port
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self.monitor: Monitor | None = None
+        self.jobs: Jobs | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        graph = self.settings.graph
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=graph.concurrency, limit_per_host=0),
+            headers={"User-Agent": f"waba-monitor/{__version__}"},
+        )
+        client = build_client(self.settings, self._session, self.metrics,
+                              access_token=self._token, app_secret=self._app_secret)
+        self.monitor = Monitor(self.settings, client, self.store, self.metrics)
+        self.jobs = Jobs(self.monitor)
+        self._runner = web.AppRunner(build_app(self.monitor), access_log=None,
+                                     handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        sockets = [s for s in (self._runner.addresses or [])]
+        if sockets and self.port == 0:
+            self.port = int(sockets[0][1])
+        self.jobs.start()
+        log.info("started", version=__version__, listen=f"{self.host}:{self.port}",
+                 businesses=len(self.settings.businesses),
+                 scan_interval_seconds=self.settings.schedule.scan_interval)
+
+    async def stop(self) -> None:
+        if self.jobs is not None:
+            self.jobs.shutdown()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        log.info("stopped")
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT; both mean a clean shutdown."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,88 @@
+"""The cadence of the work: one APScheduler job per WABA, one discovery job per business.
+
+Jobs are ``max_instances=1`` and coalescing, so a slow poll never piles up behind itself,
+and jittered so that thousands of WABAs do not hit the API in the same second.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import BusinessSettings
+from monitor.daemon import Monitor, Target
+
+log = structlog.get_logger("monitor.scheduler")
+
+
+class Jobs:
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._waba_jobs: dict[str, Target] = {}
+        self._discovered_by: dict[str, set[str]] = {}
+
+    def start(self) -> None:
+        self.monitor.register_businesses()
+        for target in self.monitor.configured_targets():
+            self.add_waba(target)
+        for business in self.monitor.discovery_businesses():
+            self.scheduler.add_job(
+                self._discover,
+                IntervalTrigger(seconds=self.monitor.settings.schedule.discovery_interval),
+                args=[business],
+                id=f"discover:{business.id}",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=None,
+                replace_existing=True,
+            )
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def add_waba(self, target: Target) -> None:
+        schedule = self.monitor.settings.schedule
+        self.monitor.ensure_waba(target)
+        if target.waba_id in self._waba_jobs:
+            if self._waba_jobs[target.waba_id] == target:
+                return
+            self.scheduler.remove_job(f"waba:{target.waba_id}")
+        self._waba_jobs[target.waba_id] = target
+        self.scheduler.add_job(
+            self.monitor.poll_waba,
+            IntervalTrigger(seconds=schedule.scan_interval,
+                            jitter=schedule.scan_interval * schedule.jitter or None),
+            args=[target],
+            id=f"waba:{target.waba_id}",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+
+    def remove_waba(self, waba_id: str) -> None:
+        if self._waba_jobs.pop(waba_id, None) is not None:
+            self.scheduler.remove_job(f"waba:{waba_id}")
+        self.monitor.store.remove_waba(waba_id)
+
+    async def _discover(self, business: BusinessSettings) -> None:
+        targets = await self.monitor.discover(business)
+        if targets is None:
+            return
+        found = {t.waba_id for t in targets}
+        configured = {t.waba_id for t in self.monitor.configured_targets()}
+        for gone in self._discovered_by.get(business.id, set()) - found - configured:
+            log.info("waba_gone", business_id=business.id, waba_id=gone)
+            self.remove_waba(gone)
+        self._discovered_by[business.id] = found
+        for target in targets:
+            if target.waba_id not in configured:
+                self.add_waba(target)

@@ -1,0 +1,131 @@
+"""Metrics about the monitor itself, kept in an injected prometheus_client registry.
+
+Per-WABA freshness lives in the snapshot fragments instead (see exposition.py), so that a
+scrape of a large fleet does not walk thousands of prometheus_client children.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.process_collector import ProcessCollector
+
+from monitor import __version__
+
+ENDPOINTS = (
+    "phone_numbers",
+    "phone_number",
+    "owned_whatsapp_business_accounts",
+    "client_whatsapp_business_accounts",
+    "waba",
+    "business",
+)
+USAGE_MEASURES = ("call_count", "total_cputime", "total_time")
+
+
+@dataclass(frozen=True, slots=True)
+class SelfMetrics:
+    registry: CollectorRegistry
+    graph_requests: Counter
+    graph_errors: Counter
+    poll_duration: Histogram
+    field_rejected: Gauge
+    auth_ok: Gauge
+    app_usage: Gauge
+    buc_usage: Gauge
+    buc_regain: Gauge
+    scan_interval: Gauge
+    businesses: Gauge
+    wabas: Gauge
+
+
+def create_self_metrics(
+    registry: CollectorRegistry | None = None, *, process_metrics: bool = True
+) -> SelfMetrics:
+    registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+    if process_metrics:
+        ProcessCollector(registry=registry)
+    build = Gauge(
+        "whatsapp_monitor_build_info",
+        "Always 1; the version of waba-monitor that is running.",
+        ["version"],
+        registry=registry,
+    )
+    build.labels(version=__version__).set(1)
+    requests = Counter(
+        "whatsapp_monitor_graph_requests",
+        "Graph API requests sent, by endpoint (each retry counts).",
+        ["endpoint"],
+        registry=registry,
+    )
+    for endpoint in ENDPOINTS:
+        requests.labels(endpoint=endpoint)
+    metrics = SelfMetrics(
+        registry=registry,
+        graph_requests=requests,
+        graph_errors=Counter(
+            "whatsapp_monitor_graph_request_errors",
+            "Graph API requests that failed, by endpoint and Graph error code "
+            "(or http_<status>, network, payload, cursor_loop).",
+            ["endpoint", "code"],
+            registry=registry,
+        ),
+        poll_duration=Histogram(
+            "whatsapp_monitor_poll_duration_seconds",
+            "Wall time of one poll of one WABA, including retries and per-number reads.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        ),
+        field_rejected=Gauge(
+            "whatsapp_monitor_graph_field_rejected",
+            "1 for each phone-number field the Graph API rejected as nonexisting; "
+            "it is no longer requested.",
+            ["field"],
+            registry=registry,
+        ),
+        auth_ok=Gauge(
+            "whatsapp_monitor_graph_auth_ok",
+            "0 after the Graph API rejected the access token, until a poll succeeds again.",
+            registry=registry,
+        ),
+        app_usage=Gauge(
+            "whatsapp_monitor_graph_app_usage_ratio",
+            "Last X-App-Usage reading, as a ratio of the app's hourly allowance.",
+            ["measure"],
+            registry=registry,
+        ),
+        buc_usage=Gauge(
+            "whatsapp_monitor_graph_business_use_case_usage_ratio",
+            "Last X-Business-Use-Case-Usage reading per object and type, as a ratio of the "
+            "hourly allowance (throttled at 1).",
+            ["object_id", "type", "measure"],
+            registry=registry,
+        ),
+        buc_regain=Gauge(
+            "whatsapp_monitor_graph_business_use_case_regain_access_seconds",
+            "Last estimated time to regain access per object and type, from "
+            "X-Business-Use-Case-Usage (0 when not throttled).",
+            ["object_id", "type"],
+            registry=registry,
+        ),
+        scan_interval=Gauge(
+            "whatsapp_monitor_scan_interval_seconds",
+            "The configured interval between polls of one WABA.",
+            registry=registry,
+        ),
+        businesses=Gauge(
+            "whatsapp_monitor_businesses",
+            "Business portfolios this monitor is configured to watch.",
+            registry=registry,
+        ),
+        wabas=Gauge(
+            "whatsapp_monitor_wabas",
+            "WABAs this monitor polls (configured or discovered).",
+            registry=registry,
+        ),
+    )
+    metrics.auth_ok.set(1)
+    for measure in USAGE_MEASURES:
+        metrics.app_usage.labels(measure=measure)
+    return metrics

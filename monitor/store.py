@@ -1,0 +1,168 @@
+"""The current state of every watched WABA and business, and the bytes that expose it.
+
+Each poll hands over a complete new WabaState that replaces the old one in a single step (the
+event loop is the only writer, so readers never see half a poll). Rendering happens here, once
+per change; the scrape handler only joins cached bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from monitor.exposition import Fragment, RenderedBody, render_body, render_business, render_waba
+from monitor.model import BusinessState, PhoneNumber, WabaState
+
+log = structlog.get_logger("monitor.store")
+
+TRACKED_FIELDS = (
+    "status",
+    "quality_rating",
+    "name_status",
+    "throughput_level",
+    "health_status",
+    "messaging_limit",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    at: float
+    business_id: str
+    waba_id: str
+    phone_number_id: str
+    field: str
+    old: str | None
+    new: str | None
+
+
+def transitions(old: WabaState, new: WabaState, at: float) -> list[Transition]:
+    """Field changes between two successful polls of one WABA (numbers new or gone included)."""
+    if not old.polled or not new.up:
+        return []
+    before = {n.id: n for n in old.numbers}
+    out: list[Transition] = []
+    for number in new.numbers:
+        prev = before.pop(number.id, None)
+        for name in TRACKED_FIELDS:
+            old_value = getattr(prev, name) if prev is not None else None
+            new_value = getattr(number, name)
+            if prev is None and name != "status":
+                continue
+            if old_value != new_value:
+                out.append(Transition(at, new.business_id, new.waba_id, number.id, name,
+                                      old_value, new_value))
+    for gone in before.values():
+        out.append(Transition(at, new.business_id, new.waba_id, gone.id, "status",
+                              gone.status, None))
+    return out
+
+
+class Store:
+    def __init__(self) -> None:
+        self._wabas: dict[str, WabaState] = {}
+        self._businesses: dict[str, BusinessState] = {}
+        self._by_business: dict[str, set[str]] = {}
+        self._waba_fragments: dict[str, Fragment] = {}
+        self._business_fragments: dict[str, Fragment] = {}
+        self._version = 0
+        self._body: RenderedBody | None = None
+
+    # --- reading -------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def wabas(self) -> list[WabaState]:
+        return [self._wabas[k] for k in sorted(self._wabas)]
+
+    def waba(self, waba_id: str) -> WabaState | None:
+        return self._wabas.get(waba_id)
+
+    def businesses(self) -> list[BusinessState]:
+        return [self._businesses[k] for k in sorted(self._businesses)]
+
+    def business(self, business_id: str) -> BusinessState | None:
+        return self._businesses.get(business_id)
+
+    def business_wabas(self, business_id: str) -> list[WabaState]:
+        return [self._wabas[k] for k in sorted(self._by_business.get(business_id, ()))]
+
+    def number_by_display(self, display: str) -> tuple[WabaState, PhoneNumber] | None:
+        digits = "".join(ch for ch in display if ch.isdigit())
+        for waba in self._wabas.values():
+            for number in waba.numbers:
+                shown = number.display_phone_number or ""
+                if "".join(ch for ch in shown if ch.isdigit()) == digits:
+                    return waba, number
+        return None
+
+    @property
+    def ready(self) -> bool:
+        """True once every known WABA has finished its first poll (successful or not)."""
+        return bool(self._wabas) and all(w.polled for w in self._wabas.values())
+
+    def body(self) -> RenderedBody:
+        if self._body is None or self._body.version != self._version:
+            fragments: list[Fragment] = [self._business_fragments[k]
+                                         for k in sorted(self._business_fragments)]
+            fragments.extend(self._waba_fragments[k] for k in sorted(self._waba_fragments))
+            self._body = render_body(self._version, fragments)
+        return self._body
+
+    # --- writing -------------------------------------------------------------------------
+    def put_business(self, business: BusinessState) -> None:
+        self._businesses[business.business_id] = business
+        self._rerender_business(business.business_id)
+
+    def remove_business(self, business_id: str) -> None:
+        self._businesses.pop(business_id, None)
+        self._business_fragments.pop(business_id, None)
+        for waba_id in sorted(self._by_business.pop(business_id, set())):
+            self.remove_waba(waba_id)
+        self._version += 1
+
+    def put_waba(self, state: WabaState, *, at: float | None = None) -> list[Transition]:
+        old = self._wabas.get(state.waba_id)
+        self._index(state, old)
+        self._waba_fragments[state.waba_id] = render_waba(state)
+        if old is not None and old.business_id != state.business_id:
+            self._rerender_business(old.business_id)
+        self._rerender_business(state.business_id)
+        found = transitions(old, state, at or state.last_attempt or 0.0) if old else []
+        for change in found:
+            log.info("phone_number_changed", business_id=change.business_id,
+                     waba_id=change.waba_id, phone_number_id=change.phone_number_id,
+                     field=change.field, old=change.old, new=change.new)
+        return found
+
+    def remove_waba(self, waba_id: str) -> None:
+        old = self._wabas.pop(waba_id, None)
+        self._waba_fragments.pop(waba_id, None)
+        if old is not None:
+            self._by_business.get(old.business_id, set()).discard(waba_id)
+            self._rerender_business(old.business_id)
+        self._version += 1
+
+    def load(self, businesses: Iterable[BusinessState], wabas: Iterable[WabaState]) -> None:
+        for waba in wabas:
+            self._index(waba, self._wabas.get(waba.waba_id))
+            self._waba_fragments[waba.waba_id] = render_waba(waba)
+        for business in businesses:
+            self.put_business(business)
+
+    def _rerender_business(self, business_id: str) -> None:
+        business = self._businesses.get(business_id)
+        if business is not None:
+            self._business_fragments[business_id] = render_business(
+                business, (self._wabas[k] for k in self._by_business.get(business_id, ()))
+            )
+        self._version += 1
+
+    def _index(self, state: WabaState, old: WabaState | None) -> None:
+        if old is not None and old.business_id != state.business_id:
+            self._by_business.get(old.business_id, set()).discard(old.waba_id)
+        self._wabas[state.waba_id] = state
+        self._by_business.setdefault(state.business_id, set()).add(state.waba_id)

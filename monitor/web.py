@@ -1,0 +1,166 @@
+"""The HTTP face of the daemon: /metrics, a landing page, and health endpoints.
+
+Scrapes never call the Graph API: /metrics joins bytes the store rendered when a poll
+finished, plus the small self-metrics registry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import exposition as text_exposition
+from prometheus_client.openmetrics import exposition as om_exposition
+
+from monitor import __version__
+from monitor.caps import resolve_cap
+from monitor.daemon import Monitor
+from monitor.model import WabaState
+
+MONITOR_KEY = web.AppKey("monitor", Monitor)
+TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Prometheus asks for OpenMetrics first when it supports it; honour that."""
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        if media.strip() == "application/openmetrics-text":
+            q = 1.0
+            for param in params.split(";"):
+                key, _, value = param.strip().partition("=")
+                if key == "q":
+                    try:
+                        q = float(value)
+                    except ValueError:
+                        q = 0.0
+            if q > 0:
+                return True
+    return False
+
+
+def accepts_gzip(header: str) -> bool:
+    return any(p.strip().split(";")[0] in ("gzip", "*") for p in header.split(","))
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    monitor = request.app[MONITOR_KEY]
+    body = monitor.store.body()
+    openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+    registry = monitor.metrics.registry
+    if openmetrics:
+        data, data_gz = body.openmetrics, body.openmetrics_gzip
+        tail = om_exposition.generate_latest(registry)
+        content_type = OPENMETRICS_TYPE
+    else:
+        data, data_gz = body.text, body.text_gzip
+        tail = text_exposition.generate_latest(registry)
+        content_type = TEXT_TYPE
+    headers = {"Content-Type": content_type, "Cache-Control": "no-store"}
+    if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        # Two gzip members back to back form one valid gzip stream (RFC 1952 §2.2), so the
+        # large part is compressed once per snapshot, not per scrape.
+        headers["Content-Encoding"] = "gzip"
+        payload = data_gz + gzip.compress(tail, compresslevel=1, mtime=0)
+    else:
+        payload = data + tail
+    return web.Response(body=payload, headers=headers)
+
+
+async def healthy_handler(_: web.Request) -> web.Response:
+    return web.Response(text="Healthy.\n")
+
+
+async def ready_handler(request: web.Request) -> web.Response:
+    if request.app[MONITOR_KEY].ready:
+        return web.Response(text="Ready.\n")
+    return web.Response(status=503, text="Not ready: the first poll has not finished.\n")
+
+
+def _cell(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _ago(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "never"
+    return f"{max(0.0, now - timestamp):.0f}s ago"
+
+
+def _waba_rows(waba: WabaState, now: float) -> list[str]:
+    up = "up" if waba.up else ("down" if waba.polled else "pending")
+    rows = [
+        f'<tr class="waba"><td colspan="9"><b>WABA {_cell(waba.waba_id)}</b> — '
+        f'<span class="{up}">{up}</span>, {len(waba.numbers)} numbers, last success '
+        f"{_ago(waba.last_success, now)}"
+        + (f", last error: {_cell(waba.last_error)}" if not waba.up and waba.polled else "")
+        + "</td></tr>"
+    ]
+    for n in waba.numbers:
+        status_class = "ok" if n.status == "CONNECTED" else "bad"
+        rows.append(
+            "<tr>"
+            f"<td>{_cell(n.id)}</td><td>{_cell(n.display_phone_number)}</td>"
+            f"<td>{_cell(n.verified_name)}</td>"
+            f'<td class="{status_class}">{_cell(n.status)}</td>'
+            f"<td>{_cell(n.quality_rating)}</td><td>{_cell(n.name_status)}</td>"
+            f"<td>{_cell(n.throughput_level)}</td><td>{_cell(n.messaging_limit)}</td>"
+            f"<td>{_cell(n.health_status)}</td></tr>"
+        )
+    return rows
+
+
+def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
+    store = monitor.store
+    at = now()
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>waba-monitor</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}.bad,.down{color:#b00}"
+        ".ok,.up{color:#070}.pending{color:#888}tr.waba td{background:#f4f4f4}</style>",
+        "</head><body>",
+        f"<h1>waba-monitor {html.escape(__version__)}</h1>",
+        "<p><a href='/metrics'>Metrics</a> · <a href='/-/healthy'>Health</a> · "
+        "<a href='/-/ready'>Readiness</a></p>",
+        "<p>Values come from background polls of the Graph API; this page and /metrics are "
+        "served from memory.</p>",
+    ]
+    for business in store.businesses():
+        wabas = store.business_wabas(business.business_id)
+        numbers = [n for w in wabas for n in w.numbers]
+        registered = sum(1 for n in numbers if n.registered)
+        cap, source = resolve_cap(business, numbers)
+        parts.append(
+            f"<h2>Business {_cell(business.business_id)}</h2><p>{registered} of {cap} "
+            f"registered numbers used (cap from {_cell(source)}); {len(wabas)} WABAs.</p>"
+        )
+        parts.append(
+            "<table><tr><th>ID</th><th>Number</th><th>Verified name</th><th>Status</th>"
+            "<th>Quality</th><th>Name status</th><th>Throughput</th><th>Messaging limit</th>"
+            "<th>Can send</th></tr>"
+        )
+        for waba in wabas:
+            parts.extend(_waba_rows(waba, at))
+        parts.append("</table>")
+    if not store.businesses():
+        parts.append("<p>No business configured.</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+async def index_handler(request: web.Request) -> web.Response:
+    return web.Response(text=landing_page(request.app[MONITOR_KEY]), content_type="text/html")
+
+
+def build_app(monitor: Monitor) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[MONITOR_KEY] = monitor
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/", index_handler)
+    app.router.add_get("/-/healthy", healthy_handler)
+    app.router.add_get("/-/ready", ready_handler)
+    return app

@@ -1,0 +1,118 @@
+"""Rendering: StateSets, absent fields, escaping, and both exposition formats parse."""
+
+import gzip
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.model import KNOWN_STATUS, BusinessState, PhoneNumber, WabaState, parse_phone_number
+from monitor.store import Store
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())
+
+
+BASE = {"business_id": "1", "waba_id": "2"}
+
+
+def store_with(*numbers: PhoneNumber, up: bool = True) -> Store:
+    store = Store()
+    store.put_business(BusinessState(business_id="1"))
+    store.put_waba(WabaState("1", "2", numbers=numbers, up=up, polled=True, last_success=1000.0,
+                             last_attempt=1000.0, polls=1))
+    return store
+
+
+def test_unknown_status_is_exported_as_observed() -> None:
+    number = parse_phone_number({"id": "3", "status": "OFFLINE", "platform_type": "CLOUD_API"})
+    got = samples(store_with(number).body().text.decode())
+    labels = {**BASE, "phone_number_id": "3"}
+    assert got[key("whatsapp_phone_number_status", **labels, status="OFFLINE")] == 1
+    for known in KNOWN_STATUS:
+        assert got[key("whatsapp_phone_number_status", **labels, status=known)] == 0
+    assert got[key("whatsapp_phone_number_connected", **labels)] == 0
+
+
+def test_absent_fields_are_left_out_not_zero() -> None:
+    number = parse_phone_number({"id": "3", "status": "CONNECTED"})
+    text = store_with(number).body().text.decode()
+    got = samples(text)
+    assert got[key("whatsapp_phone_number_connected", **BASE, phone_number_id="3")] == 1
+    for family in ("quality_rating", "name_status", "throughput_level", "registered",
+                   "health_status", "messaging_limit_per_day"):
+        assert f"whatsapp_phone_number_{family}{{" not in text
+
+
+def test_label_values_are_escaped() -> None:
+    number = parse_phone_number({"id": "3", "verified_name": 'Ann\'s "Café" \\ 1\n2'})
+    text = store_with(number).body().text.decode()
+    info = [s for f in text_string_to_metric_families(text) if f.name == "whatsapp_phone_number_info"
+            for s in f.samples]
+    assert info[0].labels["verified_name"] == 'Ann\'s "Café" \\ 1\n2'
+
+
+def test_business_counts_registered_numbers_and_cap() -> None:
+    numbers = [parse_phone_number({"id": str(i), "platform_type": p})
+               for i, p in enumerate(["CLOUD_API", "ON_PREMISE", "NOT_APPLICABLE"])]
+    got = samples(store_with(*numbers).body().text.decode())
+    assert got[key("whatsapp_business_registered_phone_numbers", business_id="1")] == 2
+    assert got[key("whatsapp_business_phone_numbers", business_id="1")] == 3
+    assert got[key("whatsapp_business_registered_phone_numbers_cap", business_id="1")] == 2
+    assert got[key("whatsapp_business_registered_phone_numbers_cap_info", business_id="1",
+                   source="default")] == 1
+
+
+def test_unlimited_messaging_limit_is_inf() -> None:
+    number = parse_phone_number({"id": "3", "whatsapp_business_manager_messaging_limit":
+                                 "TIER_UNLIMITED"})
+    got = samples(store_with(number).body().text.decode())
+    assert got[key("whatsapp_phone_number_messaging_limit_per_day", **BASE,
+                   phone_number_id="3")] == float("inf")
+
+
+def test_openmetrics_counters_and_parse() -> None:
+    body = store_with(parse_phone_number({"id": "3", "status": "CONNECTED"})).body()
+    om = body.openmetrics.decode()
+    assert "# TYPE whatsapp_monitor_waba_polls counter" in om
+    assert "# TYPE whatsapp_monitor_waba_polls_total counter" in body.text.decode()
+    families = {f.name for f in om_parse(om + "# EOF\n")}
+    assert "whatsapp_monitor_waba_polls" in families
+    assert "whatsapp_phone_number_status" in families
+
+
+def test_precompressed_body_matches_plain() -> None:
+    body = store_with(parse_phone_number({"id": "3", "status": "CONNECTED"})).body()
+    assert gzip.decompress(body.text_gzip) == body.text
+    assert gzip.decompress(body.openmetrics_gzip + gzip.compress(b"tail")) == (
+        body.openmetrics + b"tail")
+
+
+def test_body_is_rendered_once_per_version() -> None:
+    store = store_with(parse_phone_number({"id": "3"}))
+    first = store.body()
+    assert store.body() is first
+    store.put_waba(WabaState("1", "2", numbers=(), up=False, polled=True))
+    assert store.body() is not first
+
+
+def test_failed_poll_keeps_values_and_timestamp() -> None:
+    store = store_with(parse_phone_number({"id": "3", "status": "FLAGGED"}))
+    old = store.waba("2")
+    assert old is not None
+    from dataclasses import replace
+    store.put_waba(replace(old, up=False, last_attempt=2000.0, failures=1, polls=2))
+    got = samples(store.body().text.decode())
+    assert got[key("whatsapp_monitor_waba_up", **BASE)] == 0
+    assert got[key("whatsapp_monitor_waba_last_success_timestamp_seconds", **BASE)] == 1000.0
+    assert got[key("whatsapp_phone_number_status", **BASE, phone_number_id="3",
+                   status="FLAGGED")] == 1
+    assert got[key("whatsapp_monitor_waba_poll_failures_total", **BASE)] == 1
