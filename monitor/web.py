@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text_exposition
 from prometheus_client.openmetrics import exposition as om_exposition
 
@@ -21,6 +22,8 @@ from monitor.daemon import Monitor
 from monitor.model import WabaState
 
 MONITOR_KEY = web.AppKey("monitor", Monitor)
+# prometheus_client's OpenMetrics module is untyped; pin the signature we rely on.
+_generate_openmetrics: Callable[[CollectorRegistry], bytes] = om_exposition.generate_latest
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -54,7 +57,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
     registry = monitor.metrics.registry
     if openmetrics:
         data, data_gz = body.openmetrics, body.openmetrics_gzip
-        tail = om_exposition.generate_latest(registry)
+        tail = _generate_openmetrics(registry)
         content_type = OPENMETRICS_TYPE
     else:
         data, data_gz = body.text, body.text_gzip

@@ -55,8 +55,8 @@ def test_absent_fields_are_left_out_not_zero() -> None:
 def test_label_values_are_escaped() -> None:
     number = parse_phone_number({"id": "3", "verified_name": 'Ann\'s "Café" \\ 1\n2'})
     text = store_with(number).body().text.decode()
-    info = [s for f in text_string_to_metric_families(text) if f.name == "whatsapp_phone_number_info"
-            for s in f.samples]
+    info = [s for f in text_string_to_metric_families(text)
+            if f.name == "whatsapp_phone_number_info" for s in f.samples]
     assert info[0].labels["verified_name"] == 'Ann\'s "Café" \\ 1\n2'
 
 
