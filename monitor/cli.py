@@ -166,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_check(settings, token, args.format))
         configure_logging(level="info")
         if args.command == "simulator":
-            asyncio.run(_simulator(args.scenario, *args.listen, args.latency))
+            host, port = args.listen
+            asyncio.run(_simulator(args.scenario, host, port, args.latency))
         elif args.command == "demo":
             asyncio.run(_demo(args.listen, args.simulator_listen, args.scan_interval))
         return 0
