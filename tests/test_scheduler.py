@@ -1,0 +1,67 @@
+"""Jobs: one per WABA, never overlapping, first run at start-up; discovery adds and removes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from monitor.config import load_settings
+from monitor.daemon import Monitor
+from monitor.graph.client import GraphClient
+from monitor.scheduler import Jobs
+from monitor.selfmetrics import SelfMetrics
+from monitor.simulator import Scenario, builtin_scenario
+from monitor.store import Store
+from tests.conftest import Sim, small_fleet, write_config
+
+
+async def test_one_coalescing_job_per_waba_running_at_start(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path
+) -> None:
+    scenario = small_fleet(numbers_per_waba=2, wabas=3)
+    sim = await start_sim(scenario)
+    business = scenario.businesses[0]
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
+        "schedule": {"scan_interval": "1h"},
+    }), environ={})
+    monitor = Monitor(settings, make_client(sim), Store(), metrics)
+    jobs = Jobs(monitor)
+    jobs.start()
+    try:
+        scheduled = jobs.scheduler.get_jobs()
+        assert sorted(j.id for j in scheduled) == sorted(f"waba:{w.id}" for w in business.wabas)
+        assert all(j.max_instances == 1 and j.coalesce for j in scheduled)
+        for _ in range(100):
+            if monitor.ready:
+                break
+            await asyncio.sleep(0.05)
+        assert monitor.ready
+        assert sim.world.request_count("phone_numbers") == 3  # first poll ran, once each
+    finally:
+        jobs.shutdown()
+
+
+async def test_discovery_attributes_client_wabas_to_their_owner(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path
+) -> None:
+    scenario = builtin_scenario("demo")
+    sim = await start_sim(scenario)
+    owner_of = {w.id: b.id for b, w in scenario.wabas()}
+    provider = next(b for b in scenario.businesses if b.client_wabas)
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": provider.id}],
+    }), environ={})
+    monitor = Monitor(settings, make_client(sim, token="demo-token"), Store(), metrics)
+    await monitor.run_once()
+    polled = {w.waba_id: w.business_id for w in monitor.store.wabas()}
+    for waba_id in provider.client_wabas:
+        assert polled[waba_id] == owner_of[waba_id] != provider.id
+    for waba in provider.wabas:
+        assert polled[waba.id] == provider.id
+    assert all(w.up for w in monitor.store.wabas())
