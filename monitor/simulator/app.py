@@ -1,0 +1,604 @@
+"""The aiohttp application: Graph routes that behave like the real API, plus ``/_sim/`` control.
+
+Request handling order mirrors Graph's, because the exporter's behaviour depends on which
+error wins: count → latency → injected fault → auth → object lookup → rate limit → params.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from . import errors
+from .errors import GraphError, GraphFailure
+from .faults import HTML_BODY, MALFORMED_JSON_BODY, Fault
+from .fields import (
+    BUSINESS_DEFAULT_FIELDS,
+    BUSINESS_NODE,
+    NUMBER_DEFAULT_FIELDS,
+    PHONE_NUMBER_NODE,
+    WABA_DEFAULT_FIELDS,
+    WABA_NODE,
+    FieldRequest,
+    FieldSyntaxError,
+    parse_fields,
+)
+from .paging import CursorError, decode_cursor, encode_cursor, parse_limit, window
+from .render import number_values, render
+from .scenario import synthetic_number
+from .world import UnknownObjectError, World
+
+log = logging.getLogger(__name__)
+
+WORLD_KEY: web.AppKey[World] = web.AppKey("simulator_world", World)
+LATENCY_KEY: web.AppKey[float] = web.AppKey("simulator_latency", float)
+SHUTDOWN_KEY: web.AppKey[asyncio.Event] = web.AppKey("simulator_shutdown", asyncio.Event)
+
+EDGES = (
+    "phone_numbers",
+    "owned_whatsapp_business_accounts",
+    "client_whatsapp_business_accounts",
+)
+_VERSION = r"v[0-9]+\.[0-9]+"
+_POLL = 0.05  # how often a hanging handler checks whether the client went away
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _usage_headers(world: World, buc_waba: str | None) -> dict[str, str]:
+    """``X-App-Usage`` always; ``X-Business-Use-Case-Usage`` on WABA-scoped calls."""
+    headers = {"X-App-Usage": _compact(world.app_usage())}
+    if buc_waba is not None and world.kind_of(buc_waba) == "waba":
+        headers["X-Business-Use-Case-Usage"] = _compact(world.buc_usage(buc_waba))
+    return headers
+
+
+def _graph_headers(request: web.Request, world: World, buc_waba: str | None) -> dict[str, str]:
+    headers = _usage_headers(world, buc_waba)
+    version = request.match_info.get("version")
+    if version:
+        headers["facebook-api-version"] = version
+    headers["x-fb-trace-id"] = errors.new_trace_id()
+    return headers
+
+
+def _json(status: int, body: object, headers: dict[str, str]) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def _graph_error(
+    request: web.Request, world: World, error: GraphError, buc_waba: str | None = None
+) -> web.Response:
+    return _json(error.status, error.body(), _graph_headers(request, world, buc_waba))
+
+
+def _control_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "status": status}}, status=status)
+
+
+# --------------------------------------------------------------------------- middleware
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Graph-style (or control-style) JSON for routing errors; never a bare 500 page."""
+    control = request.path == "/_sim" or request.path.startswith("/_sim/")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if control:
+            return _control_error(exc.status, exc.reason)
+        world = request.app[WORLD_KEY]
+        if exc.status == 405:
+            return _graph_error(request, world, errors.method_not_allowed(request.method))
+        if exc.status == 404:
+            return _graph_error(request, world, errors.unknown_path(request.path))
+        return _graph_error(request, world, GraphError(exc.status, 100, f"(#100) {exc.reason}"))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("simulator bug while serving %s %s", request.method, request.path)
+        if control:
+            return _control_error(500, "internal simulator error")
+        return _graph_error(request, request.app[WORLD_KEY], errors.internal_error())
+
+
+# --------------------------------------------------------------------------- graph routes
+
+
+async def _graph_node(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    object_id = request.match_info["object_id"]
+    return await _graph(request, world.node_endpoint(object_id), object_id, None)
+
+
+async def _graph_edge(request: web.Request) -> web.StreamResponse:
+    edge = request.match_info["edge"]
+    return await _graph(request, edge, request.match_info["object_id"], edge)
+
+
+async def _graph(
+    request: web.Request, endpoint: str, object_id: str, edge: str | None
+) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    world.count(endpoint, object_id)
+    latency = request.app[LATENCY_KEY]
+    if latency > 0:
+        await asyncio.sleep(latency)
+    fault = world.take_fault(object_id, is_edge=edge is not None)
+    page_fault: Fault | None = None
+    if fault is not None:
+        if fault.kind in ("cursor_loop", "huge_page"):
+            page_fault = fault
+        else:
+            response = await _fault_response(request, world, fault, _scope_waba(world, object_id))
+            if response is not None:
+                return response
+    try:
+        token = _authenticate(request, world)
+        if edge is None:
+            body, buc_waba = _serve_node(request, world, object_id)
+        else:
+            body, buc_waba = _serve_edge(request, world, object_id, edge, token, page_fault)
+    except GraphFailure as failure:
+        return _graph_error(request, world, failure.error, failure.buc_waba)
+    return _json(200, body, _graph_headers(request, world, buc_waba))
+
+
+def _scope_waba(world: World, object_id: str) -> str | None:
+    """The WABA whose BUC bucket a call on ``object_id`` falls in, if any."""
+    kind = world.kind_of(object_id)
+    if kind == "waba":
+        return object_id
+    if kind == "phone_number":
+        return world.number_waba(object_id)
+    return None
+
+
+def _authenticate(request: web.Request, world: World) -> str:
+    """Bearer/OAuth header or ``access_token`` query: missing → 104, wrong → 190/467."""
+    header = request.headers.get("Authorization", "").strip()
+    token = ""
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() not in ("bearer", "oauth") or not value.strip():
+            raise GraphFailure(errors.invalid_token())
+        token = value.strip()
+    else:
+        token = request.query.get("access_token", "").strip()
+    if not token:
+        raise GraphFailure(errors.missing_token())
+    if not world.accepts_token(token):
+        raise GraphFailure(errors.invalid_token())
+    return token
+
+
+def _admit(world: World, waba_id: str | None) -> None:
+    throttle = world.admit(waba_id)
+    if throttle is not None:
+        raise GraphFailure(throttle, buc_waba=waba_id)
+
+
+def _requested(
+    request: web.Request,
+    world: World,
+    node_type: str,
+    defaults: Sequence[str],
+    buc_waba: str | None,
+) -> tuple[tuple[FieldRequest, ...], str | None]:
+    """Parsed ``fields`` (or the defaults) and the raw value; one bad field fails it all."""
+    raw = request.query.get("fields")
+    parsed: tuple[FieldRequest, ...] = ()
+    if raw is not None and raw.strip():
+        try:
+            parsed = parse_fields(raw)
+        except FieldSyntaxError as exc:
+            error = errors.bad_parameter(f"Syntax error in fields parameter: {exc}")
+            raise GraphFailure(error, buc_waba=buc_waba) from None
+    known = world.known_fields(node_type)
+    rejected = world.scenario.rejected_fields
+    for field_request in parsed:
+        if field_request.name not in known or field_request.name in rejected:
+            error = errors.nonexisting_field(field_request.name, node_type)
+            raise GraphFailure(error, buc_waba=buc_waba)
+    if not parsed:
+        return tuple(FieldRequest(name) for name in defaults), None
+    return parsed, raw
+
+
+def _names(requested: Sequence[FieldRequest]) -> frozenset[str]:
+    return frozenset(r.name for r in requested)
+
+
+def _serve_node(
+    request: web.Request, world: World, object_id: str
+) -> tuple[dict[str, Any], str | None]:
+    kind = world.kind_of(object_id)
+    if kind == "phone_number":
+        waba_id = world.number_waba(object_id)
+        _admit(world, waba_id)
+        requested, _ = _requested(request, world, PHONE_NUMBER_NODE, NUMBER_DEFAULT_FIELDS, waba_id)
+        values = world.number_values(object_id, _names(requested))
+        return render(object_id, values, requested), waba_id
+    if kind == "waba":
+        _admit(world, object_id)
+        requested, _ = _requested(request, world, WABA_NODE, WABA_DEFAULT_FIELDS, object_id)
+        values = world.waba_values(object_id, _names(requested))
+        return render(object_id, values, requested), object_id
+    if kind == "business":
+        _admit(world, None)
+        requested, _ = _requested(request, world, BUSINESS_NODE, BUSINESS_DEFAULT_FIELDS, None)
+        values = world.business_values(object_id, _names(requested))
+        return render(object_id, values, requested), None
+    raise GraphFailure(errors.unknown_object(object_id))
+
+
+def _serve_edge(
+    request: web.Request,
+    world: World,
+    object_id: str,
+    edge: str,
+    token: str,
+    page_fault: Fault | None,
+) -> tuple[dict[str, Any], str | None]:
+    kind = world.kind_of(object_id)
+    if edge == "phone_numbers":
+        if kind != "waba":
+            raise GraphFailure(errors.unknown_object(object_id))
+        buc_waba: str | None = object_id
+        _admit(world, object_id)
+        requested, raw = _requested(
+            request, world, PHONE_NUMBER_NODE, NUMBER_DEFAULT_FIELDS, object_id
+        )
+        omit = frozenset(world.scenario.edge_omits_fields)
+        requested = tuple(r for r in requested if r.name not in omit)
+        wanted = _names(requested)
+        if page_fault is not None and page_fault.kind == "huge_page":
+            return _huge_page(world, object_id, requested, page_fault.size), buc_waba
+
+        def item(item_id: str) -> dict[str, Any]:
+            return render(item_id, world.number_values(item_id, wanted), requested)
+
+        ids = world.waba_number_ids(object_id)
+    else:
+        if kind != "business":
+            raise GraphFailure(errors.unknown_object(object_id))
+        buc_waba = None
+        _admit(world, None)
+        requested, raw = _requested(request, world, WABA_NODE, WABA_DEFAULT_FIELDS, None)
+        wanted = _names(requested)
+
+        def item(item_id: str) -> dict[str, Any]:
+            return render(item_id, world.waba_values(item_id, wanted), requested)
+
+        if edge == "owned_whatsapp_business_accounts":
+            ids = world.owned_waba_ids(object_id)
+        else:
+            ids = world.client_waba_ids(object_id)
+    loop = page_fault is not None and page_fault.kind == "cursor_loop"
+    body = _page(request, object_id, edge, ids, item, token=token, raw_fields=raw, loop=loop)
+    return body, buc_waba
+
+
+def _page(
+    request: web.Request,
+    object_id: str,
+    edge: str,
+    ids: list[str],
+    item: Callable[[str], dict[str, Any]],
+    *,
+    token: str,
+    raw_fields: str | None,
+    loop: bool,
+) -> dict[str, Any]:
+    """One page of an edge, with Graph's cursors and ``next``/``previous`` links."""
+    scope = f"{edge}/{object_id}"
+    buc_waba = object_id if edge == "phone_numbers" else None
+    try:
+        limit = parse_limit(request.query.get("limit"))
+        after_raw = request.query.get("after")
+        before_raw = request.query.get("before")
+        after = decode_cursor(scope, after_raw) if after_raw else None
+        before = decode_cursor(scope, before_raw) if before_raw and after is None else None
+    except CursorError as exc:
+        raise GraphFailure(errors.bad_parameter(str(exc)), buc_waba=buc_waba) from None
+    span = window(len(ids), limit, after=after, before=before)
+    if span.stop <= span.start:
+        return {"data": []}
+    data = [item(ids[i]) for i in range(span.start, span.stop)]
+    first = encode_cursor(scope, span.start)
+    last = encode_cursor(scope, span.stop - 1)
+    base = f"{request.url.origin()}/{request.match_info['version']}/{object_id}/{edge}"
+
+    def link(**cursor: str) -> str:
+        params = [("access_token", token)]
+        if raw_fields is not None:
+            params.append(("fields", raw_fields))
+        params.append(("limit", str(limit)))
+        params.extend(cursor.items())
+        return f"{base}?{urlencode(params)}"
+
+    paging: dict[str, Any] = {"cursors": {"before": first, "after": last}}
+    if loop:
+        # The cursor the client just used (or one meaning "from the start" on page 1).
+        again = encode_cursor(scope, span.start - 1)
+        paging["cursors"]["after"] = again
+        paging["next"] = link(after=again)
+    elif span.stop < len(ids):
+        paging["next"] = link(after=last)
+    if span.start > 0:
+        paging["previous"] = link(before=first)
+    return {"data": data, "paging": paging}
+
+
+def _huge_page(
+    world: World, waba_id: str, requested: Sequence[FieldRequest], size: int
+) -> dict[str, Any]:
+    """``size`` synthetic numbers in one page with no ``next``: tests response-size limits."""
+    wanted = _names(requested)
+    context = world.context_entities(waba_id) if "health_status" in wanted else []
+    data = []
+    for i in range(size):
+        number_id = f"9{i:015d}"
+        values = number_values(
+            synthetic_number(i), number_id, wanted=wanted, context_entities=context
+        )
+        data.append(render(number_id, values, requested))
+    if not data:
+        return {"data": []}
+    scope = f"phone_numbers/{waba_id}"
+    cursors = {"before": encode_cursor(scope, 0), "after": encode_cursor(scope, size - 1)}
+    return {"data": data, "paging": {"cursors": cursors}}
+
+
+# --------------------------------------------------------------------------- faults
+
+
+async def _fault_response(
+    request: web.Request, world: World, fault: Fault, buc_waba: str | None
+) -> web.StreamResponse | None:
+    """The response a fault produces, or None to continue serving normally (``timeout``)."""
+    headers = {**_graph_headers(request, world, buc_waba), **fault.headers}
+    kind = fault.kind
+    if kind == "http_error":
+        error = fault.graph_error()
+        return _json(error.status, error.body(), headers)
+    if kind == "timeout":
+        if await _wait_for_disconnect(request, fault.delay):
+            return _drop(request)
+        return None
+    if kind == "hang":
+        await _wait_for_disconnect(request, None)
+        return _drop(request)
+    if kind == "reset":
+        return _drop(request)
+    if kind == "malformed_json":
+        return web.Response(
+            status=200, text=MALFORMED_JSON_BODY, content_type="application/json", headers=headers
+        )
+    if kind == "html_200":
+        return web.Response(status=200, text=HTML_BODY, content_type="text/html", headers=headers)
+    if kind == "empty_body":
+        return web.Response(status=200, body=b"", content_type="application/json", headers=headers)
+    if kind == "data_not_list":
+        return _json(200, {"data": {"oops": 1}}, headers)
+    return None
+
+
+async def _wait_for_disconnect(request: web.Request, limit: float | None) -> bool:
+    """Sleep up to ``limit`` seconds (forever if None); True if the client left or we stop.
+
+    aiohttp does not cancel handlers when a client disconnects, so poll the transport;
+    the app's shutdown event ends the wait too, so ``runner.cleanup()`` never blocks.
+    """
+    loop = asyncio.get_running_loop()
+    shutdown = request.app[SHUTDOWN_KEY]
+    deadline = None if limit is None else loop.time() + limit
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing() or shutdown.is_set():
+            return True
+        remaining = _POLL if deadline is None else deadline - loop.time()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(_POLL, remaining))
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Abort the connection so the client sees it reset with no HTTP response at all."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=204)
+
+
+# --------------------------------------------------------------------------- control API
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _ControlFailure(400, "request body is not valid JSON") from None
+
+
+class _ControlFailure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _control(handler: Handler) -> Handler:
+    """Map bad input to 400 and unknown ids to 404, with a JSON error body."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _ControlFailure as exc:
+            return _control_error(exc.status, exc.message)
+        except UnknownObjectError as exc:
+            return _control_error(404, str(exc))
+        except (ValueError, TypeError) as exc:
+            return _control_error(400, str(exc))
+        except RecursionError:
+            return _control_error(400, "request body is nested too deeply")
+
+    return wrapped
+
+
+async def _stats(request: web.Request) -> web.StreamResponse:
+    return web.json_response(request.app[WORLD_KEY].stats())
+
+
+async def _stats_reset(request: web.Request) -> web.StreamResponse:
+    request.app[WORLD_KEY].reset_counts()
+    return web.json_response({"ok": True})
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _ControlFailure(400, f"{what}: expected a JSON object")
+    return value
+
+
+async def _patch_number(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    number_id = request.match_info["number_id"]
+    world.set_number_fields(number_id, _object(await _read_json(request), "body"))
+    return web.json_response({"id": number_id, **world.number_view(number_id)})
+
+
+async def _add_number(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    body = _object(await _read_json(request), "body")
+    number_id = body.pop("id", None)
+    if isinstance(number_id, int) and not isinstance(number_id, bool):
+        number_id = str(number_id)
+    if not isinstance(number_id, str):
+        raise _ControlFailure(400, "id: required, a numeric id string")
+    if "fields" in body:
+        fields = _object(body.pop("fields"), "fields")
+        if body:
+            raise _ControlFailure(400, "give number fields either flat or under 'fields'")
+    else:
+        fields = body
+    world.add_number(request.match_info["waba_id"], number_id, fields)
+    return web.json_response({"id": number_id, **world.number_view(number_id)}, status=201)
+
+
+async def _delete_number(request: web.Request) -> web.StreamResponse:
+    number_id = request.match_info["number_id"]
+    request.app[WORLD_KEY].remove_number(number_id)
+    return web.json_response({"deleted": number_id})
+
+
+async def _delete_waba(request: web.Request) -> web.StreamResponse:
+    waba_id = request.match_info["waba_id"]
+    request.app[WORLD_KEY].remove_waba(waba_id)
+    return web.json_response({"deleted": waba_id})
+
+
+async def _add_fault(request: web.Request) -> web.StreamResponse:
+    fault = Fault.from_json(await _read_json(request))
+    request.app[WORLD_KEY].inject_fault(fault)
+    return web.json_response({"fault": fault.to_json()}, status=201)
+
+
+async def _list_faults(request: web.Request) -> web.StreamResponse:
+    faults = request.app[WORLD_KEY].faults()
+    return web.json_response({"faults": [{**f.to_json(), "remaining": n} for f, n in faults]})
+
+
+async def _clear_faults(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    cleared = len(world.faults())
+    world.clear_faults()
+    return web.json_response({"cleared": cleared})
+
+
+async def _advance(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    body = _object(await _read_json(request), "body")
+    if "seconds" not in body:
+        raise _ControlFailure(400, "seconds: required")
+    world.advance(body["seconds"])
+    return web.json_response({"clock": world.clock(), "elapsed": world.elapsed()})
+
+
+async def _state(request: web.Request) -> web.StreamResponse:
+    return web.json_response(request.app[WORLD_KEY].state())
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[SHUTDOWN_KEY].set()
+
+
+def build_app(world: World, *, latency: float = 0.0) -> web.Application:
+    """The simulator as an aiohttp app; ``latency`` seconds are added to each Graph call."""
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+        raise ValueError("latency: expected a non-negative number of seconds")
+    app = web.Application(middlewares=[_errors_middleware])
+    app[WORLD_KEY] = world
+    app[LATENCY_KEY] = float(latency)
+    app[SHUTDOWN_KEY] = asyncio.Event()
+    app.on_shutdown.append(_on_shutdown)
+    routes = app.router
+    routes.add_get("/_sim/stats", _control(_stats))
+    routes.add_post("/_sim/stats/reset", _control(_stats_reset))
+    routes.add_patch("/_sim/numbers/{number_id}", _control(_patch_number))
+    routes.add_delete("/_sim/numbers/{number_id}", _control(_delete_number))
+    routes.add_post("/_sim/wabas/{waba_id}/numbers", _control(_add_number))
+    routes.add_delete("/_sim/wabas/{waba_id}", _control(_delete_waba))
+    routes.add_get("/_sim/faults", _control(_list_faults))
+    routes.add_post("/_sim/faults", _control(_add_fault))
+    routes.add_delete("/_sim/faults", _control(_clear_faults))
+    routes.add_post("/_sim/clock/advance", _control(_advance))
+    routes.add_get("/_sim/state", _control(_state))
+    routes.add_get(f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}", _graph_node)
+    routes.add_get(
+        f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}/{{edge:{'|'.join(EDGES)}}}", _graph_edge
+    )
+    return app
+
+
+async def start_simulator(
+    world: World, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0
+) -> tuple[web.AppRunner, str]:
+    """Serve the simulator on ``host:port`` (0 = any free port); returns runner and base URL.
+
+    The access log is off: Graph puts tokens in query strings and logs must not carry them.
+    """
+    runner = web.AppRunner(build_app(world, latency=latency), access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = runner.addresses[0][1]
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return runner, f"http://{shown}:{bound_port}"
