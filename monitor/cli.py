@@ -23,6 +23,9 @@ from monitor.store import Store
 
 EXIT_CONFIG = 2
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the simulator's public demo credential
+# The demo's large enterprise portfolio registers more than 20 numbers, which takes a cap
+# raised by Meta support; the demo says so in configuration, as a real deployment would.
+DEMO_CAPS = {"100000000000001": 250}
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -114,7 +117,10 @@ async def _demo(listen: tuple[str, int], sim_listen: tuple[str, int], interval: 
         with tempfile.TemporaryDirectory(prefix="waba-monitor-demo-") as tmp:
             config = {
                 "graph": {"base_url": sim_url, "api_version": "v24.0"},
-                "businesses": [{"id": b.id} for b in scenario.businesses],
+                "businesses": [
+                    {"id": b.id, "registration_cap": DEMO_CAPS.get(b.id, "auto")}
+                    for b in scenario.businesses
+                ],
                 "schedule": {"scan_interval": interval, "jitter": 0.1},
                 "server": {"listen": f"{listen[0]}:{listen[1]}"},
             }

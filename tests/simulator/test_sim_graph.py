@@ -455,6 +455,7 @@ async def test_budget_throttles_with_80008_and_recovers(small: Client, small_wor
         status, _, _ = await get_json(small, f"{V}/22/phone_numbers")
         assert status == 200
         small_world.advance(600)  # calls at t=0, 600, 1200
+    small_world.advance(10)
     status, body, headers = await get_json(small, f"{V}/22/phone_numbers")
     error = assert_graph_error(status, body, http=400, code=80008)
     assert error["is_transient"] is True
@@ -465,13 +466,13 @@ async def test_budget_throttles_with_80008_and_recovers(small: Client, small_wor
     )
     entry = buc(headers, "22")
     assert entry["call_count"] >= 100
-    # Now t=1800; the oldest call (t=0) leaves the window at t=3600: 30 minutes.
+    # Now t=1810; the oldest call (t=0) leaves the window at t=3600: 1790 s → 30 minutes.
     assert entry["estimated_time_to_regain_access"] == 30
     # The number node shares the WABA's bucket, and throttled calls do not use budget.
     status, body, _ = await get_json(small, f"{V}/33")
     assert_graph_error(status, body, http=400, code=80008)
     assert small_world.request_count(object_id="22") == 4
-    small_world.advance(1799)
+    small_world.advance(1789)
     status, body, headers = await get_json(small, f"{V}/22/phone_numbers")
     assert status == 400
     assert buc(headers, "22")["estimated_time_to_regain_access"] == 1
@@ -564,3 +565,26 @@ async def test_latency_option(client_for: Any) -> None:
     status, _, _ = await get_json(client, f"{V}/{CAFE}")
     assert status == 200
     assert time.monotonic() - started >= 0.2
+
+
+async def test_every_demo_number_parses_with_the_exporter_model(demo: Client) -> None:
+    """The exporter's own parser accepts every listed number, unknown enum values included."""
+    parsed: dict[str, model.PhoneNumber] = {}
+    for waba in (MAIN_WABA, FLEET_WABA, BISTRO_WABA, "200000000000004"):
+        after: str | None = None
+        while True:
+            params = {"fields": FIELDS, "limit": "100", **({"after": after} if after else {})}
+            status, body, _ = await get_json(demo, f"{V}/{waba}/phone_numbers", **params)
+            assert status == 200
+            for raw in body["data"]:
+                parsed[raw["id"]] = model.parse_phone_number(raw)
+            if "next" not in body["paging"]:
+                break
+            after = body["paging"]["cursors"]["after"]
+    assert len(parsed) == 142
+    assert parsed[OFFLINE].status == "OFFLINE"
+    assert parsed[SPARSE].throughput_level is None
+    assert parsed[SPARSE].registered is None
+    assert parsed["300000000000004"].health_status == "BLOCKED"
+    assert parsed["300000000000001"].throughput_level == "HIGH"
+    assert parsed["300000000000013"].registered is False
