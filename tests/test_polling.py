@@ -270,3 +270,17 @@ async def test_auth_failure_clears_auth_ok_until_a_poll_succeeds(
     await good.poll_waba(Target(*next((w.business_id, w.waba_id) for w in
                                       monitor.store.wabas())))
     assert counter(metrics, "whatsapp_monitor_graph_auth_ok") == 1
+
+
+async def test_a_large_page_is_read_whole_without_retry(
+    start_sim: StartSim, make_client: Callable[..., GraphClient], metrics: SelfMetrics,
+    sleep: RecordingSleep
+) -> None:
+    scenario = small_fleet(numbers_per_waba=3)
+    sim = await start_sim(scenario)
+    waba = first_waba(scenario)
+    sim.world.inject_fault(Fault(target=waba, kind="huge_page", size=5000))
+    numbers = await fetch_waba(make_client(sim), waba, FieldPolicy(metrics), FillMemory())
+    assert len(numbers) == 5000  # a multi-megabyte body arrives in many chunks
+    assert sim.world.request_count("phone_numbers") == 1
+    assert sleep.delays == []

@@ -136,6 +136,7 @@ class GraphClient:
                     endpoint=endpoint,
                     kind=err.kind.value,
                     code=err.code,
+                    error=err.message,
                     attempt=attempt + 1,
                     delay_seconds=round(delay, 3),
                 )
@@ -179,7 +180,7 @@ class GraphClient:
                     buc = parse_buc_usage(resp.headers.get("X-Business-Use-Case-Usage"))
                     app = parse_app_usage(resp.headers.get("X-App-Usage"))
                     retry_after_header = resp.headers.get("Retry-After")
-                    raw = await resp.content.read(MAX_BODY_BYTES + 1)
+                    raw = await _read_body(resp.content)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise GraphError(
                     kind=ErrorKind.NETWORK,
@@ -245,6 +246,19 @@ class GraphClient:
             seen.add(after)
         raise GraphError(kind=ErrorKind.CURSOR_LOOP, endpoint=endpoint,
                          message=f"more than {MAX_PAGES} pages")
+
+
+async def _read_body(stream: aiohttp.StreamReader) -> bytes:
+    """The whole body, but never more than MAX_BODY_BYTES + 1 bytes of it in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        chunk = await stream.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _decode(raw: bytes) -> object:
