@@ -19,6 +19,7 @@ from monitor.daemon import Monitor, build_client
 from monitor.logs import configure_logging, register_secret
 from monitor.runtime import Runtime, wait_for_signal
 from monitor.selfmetrics import create_self_metrics
+from monitor.state import StateError
 from monitor.store import Store
 
 EXIT_CONFIG = 2
@@ -123,6 +124,7 @@ async def _demo(listen: tuple[str, int], sim_listen: tuple[str, int], interval: 
                 ],
                 "schedule": {"scan_interval": interval, "jitter": 0.1},
                 "server": {"listen": f"{listen[0]}:{listen[1]}"},
+                "state": {"directory": str(Path(tmp) / "state")},
             }
             path = Path(tmp) / "demo.yaml"
             path.write_text(yaml.safe_dump(config))
@@ -179,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except ConfigError as err:
         print(f"waba-monitor: configuration error:\n{err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StateError as err:
+        print(f"waba-monitor: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 0

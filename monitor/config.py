@@ -79,6 +79,7 @@ __all__ = [
     "parse_duration",
     "resolve_access_token",
     "resolve_app_secret",
+    "resolve_webhook_verify_token",
 ]
 
 ENV_PREFIX = "WABA_MONITOR_"
@@ -255,6 +256,11 @@ class GraphSettings(BaseModel):
     app_secret_file: _FilePath | None = Field(
         None, description=f"File holding the app secret (optional); else {APP_SECRET_ENV}."
     )
+    app_id: NumericId | None = Field(
+        None,
+        description="Meta app ID; with the app secret it lets the monitor read the token's "
+        "expiry from /debug_token.",
+    )
     concurrency: _Int = Field(16, ge=1, le=512, description="Max Graph requests in flight.")
     timeout: PositiveDuration = Field(15.0, description="Timeout of one request.")
     max_retries: _Int = Field(3, ge=0, le=10, description="Retries of transient errors.")
@@ -415,6 +421,48 @@ class ServerSettings(BaseModel):
         return _split_listen(self.listen)[1]
 
 
+class WebhookSettings(BaseModel):
+    """Meta webhook receiver on the daemon's own server."""
+
+    model_config = _FROZEN
+
+    path: str = Field("/webhooks/whatsapp", description="URL path Meta posts webhooks to.")
+    verify_token_file: _FilePath | None = Field(
+        None,
+        description=f"File holding the webhook verify token; else {WEBHOOK_VERIFY_TOKEN_ENV}.",
+    )
+    max_body_bytes: _Int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576, description="Largest webhook body accepted."
+    )
+    repoll_delay: Duration = Field(
+        2.0, description="Debounce before a webhook-triggered re-poll of a WABA."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(ch.isspace() for ch in value) or "?" in value:
+            raise ValueError("must be an absolute URL path such as /webhooks/whatsapp")
+        reserved = ("/metrics", "/-/", "/api/")
+        if value == "/" or any(value.startswith(r) for r in reserved):
+            raise ValueError("must not clash with /, /metrics, /-/ or /api/")
+        return value
+
+
+class StateSettings(BaseModel):
+    """Where learned caps, the last snapshot and the transition history survive restarts."""
+
+    model_config = _FROZEN
+
+    directory: _FilePath | None = Field(
+        Path("./state"),
+        description="Directory of the embedded SQLite state file; null keeps state in memory.",
+    )
+    history_retention: PositiveDuration = Field(
+        30 * 86400.0, description="How long transitions are kept."
+    )
+
+
 class LoggingSettings(BaseModel):
     """Log verbosity and rendering."""
 
@@ -504,6 +552,8 @@ class Settings(BaseSettings):
     )
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
@@ -884,6 +934,16 @@ def resolve_app_secret(settings: Settings, environ: Mapping[str, str] | None = N
     if settings.graph.app_secret_file is not None:
         return _read_secret_file(settings.graph.app_secret_file, "graph.app_secret_file")
     return _env_secret(APP_SECRET_ENV, environ)
+
+
+def resolve_webhook_verify_token(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """webhooks.verify_token_file if set, else WABA_MONITOR_WEBHOOK_VERIFY_TOKEN, else None."""
+    environ = os.environ if environ is None else environ
+    if settings.webhooks.verify_token_file is not None:
+        return _read_secret_file(settings.webhooks.verify_token_file, "webhooks.verify_token_file")
+    return _env_secret(WEBHOOK_VERIFY_TOKEN_ENV, environ)
 
 
 # --- documentation ---------------------------------------------------------------------------

@@ -18,9 +18,10 @@ import structlog
 from monitor.config import BusinessSettings, Settings
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
-from monitor.model import BusinessState, WabaState
+from monitor.model import BusinessState, PhoneNumber, WabaState
 from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
 from monitor.selfmetrics import SelfMetrics
+from monitor.state import LearnedCap
 from monitor.store import Store
 
 log = structlog.get_logger("monitor.daemon")
@@ -58,6 +59,21 @@ def build_client(
     )
 
 
+def status_change_times(
+    old: WabaState, numbers: Iterable[PhoneNumber], now: float
+) -> dict[str, float]:
+    """Carry each number's last status-change time forward; stamp ``now`` where it changed."""
+    before = {n.id: n.status for n in old.numbers}
+    out: dict[str, float] = {}
+    for number in numbers:
+        previous = old.status_changed_at.get(number.id)
+        if number.id in before and before[number.id] == number.status and previous is not None:
+            out[number.id] = previous
+        else:
+            out[number.id] = now
+    return out
+
+
 class Monitor:
     def __init__(
         self,
@@ -77,6 +93,8 @@ class Monitor:
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
         self.discovered: set[str] = set()
+        self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
+        self.on_verified: list[Callable[[str, bool | None], None]] = []
         metrics.scan_interval.set(settings.schedule.scan_interval)
         metrics.businesses.set(len(settings.businesses))
 
@@ -117,6 +135,43 @@ class Monitor:
     @property
     def ready(self) -> bool:
         return self.discovered >= {b.id for b in self.discovery_businesses()} and self.store.ready
+
+    # --- what webhooks and the business node teach us -----------------------------------
+    def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
+        """A cap from business_capability_update; it belongs to the WABA's owning business."""
+        waba = self.store.waba(waba_id)
+        if waba is None:
+            log.warning("cap_for_unknown_waba", waba_id=waba_id, cap=cap, field=source_field)
+            return
+        business = self.store.business(waba.business_id) or BusinessState(waba.business_id)
+        if business.learned_cap != cap:
+            log.info("registration_cap_learned", business_id=waba.business_id, waba_id=waba_id,
+                     cap=cap, field=source_field, previous=business.learned_cap)
+        self.store.put_business(dataclasses.replace(business, learned_cap=cap))
+        learned = LearnedCap(waba.business_id, cap, source_field, self.clock())
+        for listener in self.on_cap_learned:
+            listener(learned)
+
+    def phone_number_id_for(self, display_phone_number: str) -> str | None:
+        found = self.store.number_by_display(display_phone_number)
+        return found[1].id if found else None
+
+    async def refresh_business(self, business_id: str) -> None:
+        """Read verification_status where the token may; the cap rule uses it."""
+        try:
+            node = await self.client.get("business", business_id,
+                                         {"fields": "id,verification_status"})
+        except GraphError as err:
+            log.info("business_verification_unreadable", business_id=business_id,
+                     kind=err.kind.value, code=err.code)
+            return
+        status = node.get("verification_status")
+        verified = status.lower() == "verified" if isinstance(status, str) else None
+        business = self.store.business(business_id) or BusinessState(business_id)
+        if business.verified != verified:
+            self.store.put_business(dataclasses.replace(business, verified=verified))
+            for listener in self.on_verified:
+                listener(business_id, verified)
 
     # --- polling -------------------------------------------------------------------------
     async def poll_waba(self, target: Target) -> WabaState | None:
@@ -160,8 +215,11 @@ class Monitor:
             "polls": old.polls + 1,
         }
         if error is None:
-            new = WabaState(numbers=numbers, up=True, last_success=self.clock(),
-                            failures=old.failures, **common)  # type: ignore[arg-type]
+            finished = self.clock()
+            new = WabaState(numbers=numbers, up=True, last_success=finished,
+                            failures=old.failures,
+                            status_changed_at=status_change_times(old, numbers, finished),
+                            **common)  # type: ignore[arg-type]
             self.metrics.auth_ok.set(1)
             self.not_before.pop(target.waba_id, None)
             log.info("waba_polled", business_id=target.business_id, waba_id=target.waba_id,
@@ -202,6 +260,7 @@ class Monitor:
     async def run_once(self) -> None:
         """Discover where needed, then poll every WABA once (used by ``check``)."""
         self.register_businesses()
+        await asyncio.gather(*(self.refresh_business(b.id) for b in self.settings.businesses))
         for business in self.discovery_businesses():
             for target in await self.discover(business) or []:
                 self.ensure_waba(target)

@@ -58,6 +58,9 @@ FAMILIES: tuple[Family, ...] = (
            "Always 1; descriptive facts about a phone number, to join on phone_number_id."
            + _FROM_MEMORY),
     Family("whatsapp_phone_number_status", "gauge", _stateset_help("Operating status")),
+    Family("whatsapp_phone_number_status_last_change_timestamp_seconds", "gauge",
+           "Unix time the number's status was last seen to change (or the number was first "
+           "seen). Survives restarts through the state file."),
     Family("whatsapp_phone_number_connected", "gauge",
            "1 when the number's status is CONNECTED (it can send and receive), else 0."
            + _LAST_GOOD),
@@ -191,9 +194,16 @@ def _number_lines(state: WabaState, n: PhoneNumber) -> dict[str, list[str]]:
 def render_waba(state: WabaState) -> dict[str, bytes]:
     """All sample lines of one WABA, grouped by family."""
     grouped: dict[str, list[str]] = {}
+    changed_name = "whatsapp_phone_number_status_last_change_timestamp_seconds"
     for number in state.numbers:
         for name, lines in _number_lines(state, number).items():
             grouped.setdefault(name, []).extend(lines)
+        changed = state.status_changed_at.get(number.id)
+        if changed is not None:
+            labels = _labels((("business_id", state.business_id), ("waba_id", state.waba_id),
+                              ("phone_number_id", number.id)))
+            grouped.setdefault(changed_name, []).append(
+                f"{changed_name}{{{labels}}} {format_value(changed)}\n")
     base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id)))
 
     def add(name: str, value: float) -> None:

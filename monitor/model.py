@@ -8,7 +8,7 @@ that the exporter can show them rather than drop them. A field the API did not r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Known values of each enum, as the facts sheet lists them. Used for StateSets only: any
@@ -133,6 +133,8 @@ class WabaState:
     last_requests: int = 0
     polls: int = 0
     failures: int = 0
+    # phone_number_id -> when its status last changed (first seen, for a new number)
+    status_changed_at: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

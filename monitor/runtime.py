@@ -7,7 +7,10 @@ it, and tear every task and socket down afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import signal
+import time
 from types import TracebackType
 
 import aiohttp
@@ -17,10 +20,33 @@ from aiohttp import web
 from monitor import __version__
 from monitor.config import Settings
 from monitor.daemon import Monitor, build_client
+from monitor.model import BusinessState
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
-from monitor.store import Store
+from monitor.state import StateDB, StateWriter
+from monitor.store import Store, Transition
 from monitor.web import build_app
+
+FLUSH_INTERVAL = 1.0
+
+
+def restore(store: Store, db: StateDB) -> int:
+    """Load the last known state, so it is served before the first new poll finishes.
+
+    Restored WABAs keep their real last-success timestamps; they count as not yet polled,
+    so readiness still waits for a fresh poll.
+    """
+    caps = {c.business_id: c for c in db.learned_caps()}
+    verified = db.verified()
+    wabas = [dataclasses.replace(w, polled=False) for w in db.wabas()]
+    ids = set(caps) | set(verified) | {w.business_id for w in wabas}
+    store.load(
+        [BusinessState(b, learned_cap=caps[b].cap if b in caps else None,
+                       verified=verified.get(b)) for b in sorted(ids)],
+        wabas,
+    )
+    store.recent.extend(db.transitions(limit=store.recent.maxlen or 200))
+    return len(wabas)
 
 log = structlog.get_logger("monitor.runtime")
 
@@ -47,6 +73,9 @@ class Runtime:
         self._runner: web.AppRunner | None = None
         self.monitor: Monitor | None = None
         self.jobs: Jobs | None = None
+        self.db: StateDB | None = None
+        self._writer: StateWriter | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -64,9 +93,11 @@ class Runtime:
         client = build_client(self.settings, self._session, self.metrics,
                               access_token=self._token, app_secret=self._app_secret)
         self.monitor = Monitor(self.settings, client, self.store, self.metrics)
+        self._open_state(self.monitor)
         self.jobs = Jobs(self.monitor)
-        self._runner = web.AppRunner(build_app(self.monitor), access_log=None,
-                                     handle_signals=False)
+        self._runner = web.AppRunner(
+            build_app(self.monitor, transitions=self._transitions if self.db else None),
+            access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -78,9 +109,53 @@ class Runtime:
                  businesses=len(self.settings.businesses),
                  scan_interval_seconds=self.settings.schedule.scan_interval)
 
+    def _open_state(self, monitor: Monitor) -> None:
+        directory = self.settings.state.directory
+        if directory is None:
+            return
+        self.db = db = StateDB(directory)
+        restored = restore(self.store, db)
+        log.info("state_restored", path=str(db.path), wabas=restored,
+                 learned_caps=len(db.learned_caps()))
+        self._writer = writer = StateWriter(db, retention=self.settings.state.history_retention)
+        self.store.on_change.append(writer.on_change)
+        self.store.on_remove.append(writer.on_remove)
+        monitor.on_cap_learned.append(db.save_cap)
+        monitor.on_verified.append(db.save_verified)
+        self._flusher = asyncio.create_task(self._flush_forever())
+
+    async def _transitions(self, since: float, limit: int) -> list[Transition]:
+        assert self.db is not None
+        return await asyncio.to_thread(self.db.transitions, since=since, limit=limit)
+
+    async def flush(self) -> None:
+        """Write what changed since the last flush (in a worker thread)."""
+        if self._writer is None or not self._writer.dirty:
+            return
+        batch = self._writer.take()
+        await asyncio.to_thread(self._writer.write, batch, time.time())
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("state_write_failed")
+
     async def stop(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("state_write_failed")
+        if self.db is not None:
+            self.db.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:

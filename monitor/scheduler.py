@@ -6,7 +6,7 @@ and jittered so that thousands of WABAs do not hit the API in the same second.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,17 +24,25 @@ class Jobs:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._waba_jobs: dict[str, Target] = {}
         self._discovered_by: dict[str, set[str]] = {}
+        self._unconfirmed: set[str] = set()
 
     def start(self) -> None:
+        """Schedule everything; WABAs restored from the state file are polled too."""
+        configured = {t.waba_id for t in self.monitor.configured_targets()}
+        restored = [Target(w.business_id, w.waba_id) for w in self.monitor.store.wabas()]
         self.monitor.register_businesses()
         for target in self.monitor.configured_targets():
             self.add_waba(target)
-        for business in self.monitor.discovery_businesses():
+        for target in restored:
+            if target.waba_id not in configured:
+                self._unconfirmed.add(target.waba_id)
+                self.add_waba(target)
+        for business in self.monitor.settings.businesses:
             self.scheduler.add_job(
-                self._discover,
+                self._business,
                 IntervalTrigger(seconds=self.monitor.settings.schedule.discovery_interval),
                 args=[business],
-                id=f"discover:{business.id}",
+                id=f"business:{business.id}",
                 max_instances=1,
                 coalesce=True,
                 next_run_time=datetime.now(UTC),
@@ -73,6 +81,22 @@ class Jobs:
             self.scheduler.remove_job(f"waba:{waba_id}")
         self.monitor.store.remove_waba(waba_id)
 
+    def request_repoll(self, *, waba_id: str, reason: str) -> None:
+        """Poll a WABA soon (debounced): many webhooks in a burst cause one poll."""
+        job = self.scheduler.get_job(f"waba:{waba_id}")
+        if job is None:
+            log.info("repoll_for_unknown_waba", waba_id=waba_id, reason=reason)
+            return
+        when = datetime.now(UTC) + timedelta(seconds=self.monitor.settings.webhooks.repoll_delay)
+        if job.next_run_time is None or job.next_run_time > when:
+            job.modify(next_run_time=when)
+            log.info("repoll_scheduled", waba_id=waba_id, reason=reason)
+
+    async def _business(self, business: BusinessSettings) -> None:
+        await self.monitor.refresh_business(business.id)
+        if business.wabas is None:
+            await self._discover(business)
+
     async def _discover(self, business: BusinessSettings) -> None:
         targets = await self.monitor.discover(business)
         if targets is None:
@@ -86,3 +110,10 @@ class Jobs:
         for target in targets:
             if target.waba_id not in configured:
                 self.add_waba(target)
+        self._unconfirmed -= found
+        everyone = {b.id for b in self.monitor.discovery_businesses()}
+        if self._unconfirmed and everyone <= set(self._discovered_by):
+            for waba_id in sorted(self._unconfirmed):
+                log.info("waba_gone", waba_id=waba_id, reason="restored but not discovered")
+                self.remove_waba(waba_id)
+            self._unconfirmed.clear()

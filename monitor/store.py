@@ -7,7 +7,8 @@ per change; the scrape handler only joins cached bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -60,8 +61,16 @@ def transitions(old: WabaState, new: WabaState, at: float) -> list[Transition]:
     return out
 
 
+ChangeListener = Callable[[WabaState, list[Transition]], None]
+RemoveListener = Callable[[str], None]
+RECENT_TRANSITIONS = 200
+
+
 class Store:
     def __init__(self) -> None:
+        self.recent: deque[Transition] = deque(maxlen=RECENT_TRANSITIONS)
+        self.on_change: list[ChangeListener] = []
+        self.on_remove: list[RemoveListener] = []
         self._wabas: dict[str, WabaState] = {}
         self._businesses: dict[str, BusinessState] = {}
         self._by_business: dict[str, set[str]] = {}
@@ -136,6 +145,9 @@ class Store:
             log.info("phone_number_changed", business_id=change.business_id,
                      waba_id=change.waba_id, phone_number_id=change.phone_number_id,
                      field=change.field, old=change.old, new=change.new)
+        self.recent.extendleft(found)
+        for listener in self.on_change:
+            listener(state, found)
         return found
 
     def remove_waba(self, waba_id: str) -> None:
@@ -144,6 +156,8 @@ class Store:
         if old is not None:
             self._by_business.get(old.business_id, set()).discard(waba_id)
             self._rerender_business(old.business_id)
+            for listener in self.on_remove:
+                listener(waba_id)
         self._version += 1
 
     def load(self, businesses: Iterable[BusinessState], wabas: Iterable[WabaState]) -> None:

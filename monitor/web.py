@@ -9,7 +9,8 @@ from __future__ import annotations
 import gzip
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -20,8 +21,12 @@ from monitor import __version__
 from monitor.caps import resolve_cap
 from monitor.daemon import Monitor
 from monitor.model import WabaState
+from monitor.store import Transition
 
 MONITOR_KEY = web.AppKey("monitor", Monitor)
+TransitionSource = Callable[[float, int], Awaitable[list[Transition]]]
+TRANSITIONS_KEY: web.AppKey[TransitionSource] = web.AppKey("transitions")
+MAX_TRANSITIONS = 10_000
 # prometheus_client's OpenMetrics module is untyped; pin the signature we rely on.
 _generate_openmetrics: Callable[[CollectorRegistry], bytes] = om_exposition.generate_latest
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -151,6 +156,16 @@ def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
         parts.append("</table>")
     if not store.businesses():
         parts.append("<p>No business configured.</p>")
+    recent = list(store.recent)[:20]
+    if recent:
+        parts.append("<h2>Latest changes</h2><table><tr><th>When</th><th>Business</th>"
+                     "<th>WABA</th><th>Number</th><th>Field</th><th>Old</th><th>New</th></tr>")
+        for t in recent:
+            parts.append(
+                f"<tr><td>{_ago(t.at, at)}</td><td>{_cell(t.business_id)}</td>"
+                f"<td>{_cell(t.waba_id)}</td><td>{_cell(t.phone_number_id)}</td>"
+                f"<td>{_cell(t.field)}</td><td>{_cell(t.old)}</td><td>{_cell(t.new)}</td></tr>")
+        parts.append("</table><p><a href='/api/v1/transitions'>All changes (JSON)</a></p>")
     parts.append("</body></html>")
     return "".join(parts)
 
@@ -159,9 +174,59 @@ async def index_handler(request: web.Request) -> web.Response:
     return web.Response(text=landing_page(request.app[MONITOR_KEY]), content_type="text/html")
 
 
-def build_app(monitor: Monitor) -> web.Application:
+def parse_since(value: str) -> float:
+    """Unix seconds or an ISO 8601 time; ValueError with a readable message otherwise."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("since must be Unix seconds or an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("since needs a time zone, e.g. 2026-11-25T10:00:00Z")
+    return parsed.timestamp()
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"status": "error", "error": message}, status=status)
+
+
+async def transitions_handler(request: web.Request) -> web.Response:
+    try:
+        since = parse_since(request.query.get("since", "0"))
+        limit = int(request.query.get("limit", "1000"))
+    except ValueError as exc:
+        return _json_error(400, str(exc) if "since" in str(exc) else "limit must be an integer")
+    if not 1 <= limit <= MAX_TRANSITIONS:
+        return _json_error(400, f"limit must be between 1 and {MAX_TRANSITIONS}")
+    found = await request.app[TRANSITIONS_KEY](since, limit)
+    return web.json_response({
+        "status": "success",
+        "data": [
+            {"at": t.at, "time": datetime.fromtimestamp(t.at).astimezone().isoformat(),
+             "business_id": t.business_id, "waba_id": t.waba_id,
+             "phone_number_id": t.phone_number_id, "field": t.field, "old": t.old,
+             "new": t.new}
+            for t in found
+        ],
+    })
+
+
+def memory_transitions(monitor: Monitor) -> TransitionSource:
+    async def source(since: float, limit: int) -> list[Transition]:
+        return [t for t in monitor.store.recent if t.at >= since][:limit]
+
+    return source
+
+
+def build_app(monitor: Monitor, *, transitions: TransitionSource | None = None
+              ) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[MONITOR_KEY] = monitor
+    app[TRANSITIONS_KEY] = transitions or memory_transitions(monitor)
+    app.router.add_get("/api/v1/transitions", transitions_handler)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/", index_handler)
     app.router.add_get("/-/healthy", healthy_handler)

@@ -106,6 +106,7 @@ def settings_for(tmp_path: Path, sim: Sim, scenario: Scenario, **schedule: Any) 
         ],
         "schedule": {"scan_interval": "60s", **schedule},
         "server": {"listen": "127.0.0.1:0"},
+        "state": {"directory": None},
     }
     return load_settings(write_config(tmp_path, config), environ={})
 

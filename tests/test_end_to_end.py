@@ -60,6 +60,7 @@ def demo_config(tmp_path: Path, sim_url: str, **graph: object) -> Path:
         "businesses": [{"id": b.id} for b in scenario.businesses],
         "schedule": {"scan_interval": "1s", "jitter": 0},
         "server": {"listen": "127.0.0.1:0"},
+        "state": {"directory": str(tmp_path / "state")},
     })
 
 

@@ -265,7 +265,7 @@ async def test_auth_failure_clears_auth_ok_until_a_poll_succeeds(
     await monitor.run_once()
     assert counter(metrics, "whatsapp_monitor_graph_auth_ok") == 0
     assert not monitor.store.wabas()[0].up
-    assert sim.world.request_count() == 1  # no retry on auth errors
+    assert sim.world.request_count("phone_numbers") == 1  # no retry on auth errors
     good = make_monitor(sim, scenario)
     await good.poll_waba(Target(*next((w.business_id, w.waba_id) for w in
                                       monitor.store.wabas())))

@@ -1,0 +1,216 @@
+"""State that survives restarts, in an embedded SQLite file that needs no server.
+
+What is kept: learned registration caps (written at once: Meta announces a cap only by
+webhook, so losing one would lose it for good), the last state of every WABA with its real
+timestamps, and a history of field transitions. WABA states are written behind, batched, by
+``flush``: after a crash at most the last flush interval of polls is lost, and the next poll
+restores it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.model import PhoneNumber, WabaState
+from monitor.store import Transition
+
+FILE_NAME = "waba-monitor.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS learned_caps (
+    business_id TEXT PRIMARY KEY,
+    cap INTEGER NOT NULL,
+    source_field TEXT NOT NULL,
+    learned_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS business_facts (
+    business_id TEXT PRIMARY KEY,
+    verified INTEGER
+);
+CREATE TABLE IF NOT EXISTS wabas (
+    waba_id TEXT PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    business_id TEXT NOT NULL,
+    waba_id TEXT NOT NULL,
+    phone_number_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be opened or is not ours; the message says which and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedCap:
+    business_id: str
+    cap: int
+    source_field: str
+    learned_at: float
+
+
+def waba_to_json(state: WabaState) -> str:
+    return json.dumps(dataclasses.asdict(state), separators=(",", ":"))
+
+
+def waba_from_json(text: str) -> WabaState:
+    raw: dict[str, Any] = json.loads(text)
+    numbers = tuple(PhoneNumber(**n) for n in raw.pop("numbers", ()))
+    changed = raw.pop("status_changed_at", {}) or {}
+    known = {f.name for f in dataclasses.fields(WabaState)}
+    return WabaState(numbers=numbers, status_changed_at=dict(changed),
+                     **{k: v for k, v in raw.items() if k in known})
+
+
+class StateDB:
+    """A thin, thread-safe wrapper: flushes run in a worker thread, reads at start-up."""
+
+    def __init__(self, directory: Path) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.path = directory / FILE_NAME
+            self._conn = sqlite3.connect(self.path, check_same_thread=False,
+                                         isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise StateError(f"{self.path}: state schema {row[0]} is not {SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"state.directory: cannot open {directory}: {exc}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- caps and business facts: written at once -----------------------------------------
+    def save_cap(self, cap: LearnedCap) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO learned_caps VALUES (?, ?, ?, ?)",
+                (cap.business_id, cap.cap, cap.source_field, cap.learned_at),
+            )
+
+    def learned_caps(self) -> list[LearnedCap]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM learned_caps").fetchall()
+        return [LearnedCap(str(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in rows]
+
+    def save_verified(self, business_id: str, verified: bool | None) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO business_facts VALUES (?, ?)",
+                (business_id, None if verified is None else int(verified)),
+            )
+
+    def verified(self) -> dict[str, bool | None]:
+        with self._lock:
+            rows = self._conn.execute("SELECT business_id, verified FROM business_facts")
+            return {str(b): None if v is None else bool(v) for b, v in rows.fetchall()}
+
+    # --- WABA states and transitions: written behind, in batches --------------------------
+    def write(self, states: Iterable[WabaState], removed: Iterable[str],
+              transitions: Iterable[Transition], *, prune_before: float | None = None) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO wabas VALUES (?, ?, ?)",
+                    [(s.waba_id, s.business_id, waba_to_json(s)) for s in states],
+                )
+                self._conn.executemany("DELETE FROM wabas WHERE waba_id = ?",
+                                       [(w,) for w in removed])
+                self._conn.executemany(
+                    "INSERT INTO transitions (at, business_id, waba_id, phone_number_id, field,"
+                    " old, new) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(t.at, t.business_id, t.waba_id, t.phone_number_id, t.field, t.old, t.new)
+                     for t in transitions],
+                )
+                if prune_before is not None:
+                    self._conn.execute("DELETE FROM transitions WHERE at < ?", (prune_before,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def wabas(self) -> list[WabaState]:
+        with self._lock:
+            rows = self._conn.execute("SELECT state FROM wabas ORDER BY waba_id").fetchall()
+        out: list[WabaState] = []
+        for (text,) in rows:
+            try:
+                out.append(waba_from_json(text))
+            except (ValueError, TypeError):
+                continue  # a row from a future or broken version: the next poll rebuilds it
+        return out
+
+    def transitions(self, *, since: float = 0.0, limit: int = 1000) -> list[Transition]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT at, business_id, waba_id, phone_number_id, field, old, new "
+                "FROM transitions WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
+                (since, limit),
+            ).fetchall()
+        return [
+            Transition(at=float(r[0]), business_id=str(r[1]), waba_id=str(r[2]),
+                       phone_number_id=str(r[3]), field=str(r[4]), old=r[5], new=r[6])
+            for r in rows
+        ]
+
+
+class StateWriter:
+    """Collects store changes and writes them in batches from a worker thread."""
+
+    def __init__(self, db: StateDB, *, retention: float) -> None:
+        self.db = db
+        self.retention = retention
+        self._pending: dict[str, WabaState] = {}
+        self._removed: set[str] = set()
+        self._transitions: list[Transition] = []
+
+    def on_change(self, state: WabaState, transitions: list[Transition]) -> None:
+        self._pending[state.waba_id] = state
+        self._removed.discard(state.waba_id)
+        self._transitions.extend(transitions)
+
+    def on_remove(self, waba_id: str) -> None:
+        self._pending.pop(waba_id, None)
+        self._removed.add(waba_id)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending or self._removed or self._transitions)
+
+    def take(self) -> tuple[list[WabaState], list[str], list[Transition]]:
+        """Hand over what is pending and start a new batch (called on the event loop)."""
+        batch = (list(self._pending.values()), sorted(self._removed), self._transitions)
+        self._pending, self._removed, self._transitions = {}, set(), []
+        return batch
+
+    def write(self, batch: tuple[list[WabaState], list[str], list[Transition]],
+              now: float) -> None:
+        """Runs in a worker thread."""
+        states, removed, transitions = batch
+        self.db.write(states, removed, transitions, prune_before=now - self.retention)
