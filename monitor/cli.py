@@ -14,7 +14,13 @@ import yaml
 
 from monitor import __version__
 from monitor.check import evaluate, exit_level, render_json, render_table
-from monitor.config import ConfigError, Settings, load_settings, resolve_access_token
+from monitor.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_access_token,
+    resolve_app_secret,
+)
 from monitor.daemon import Monitor, build_client
 from monitor.logs import configure_logging, register_secret
 from monitor.runtime import Runtime, wait_for_signal
@@ -67,23 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path) -> tuple[Settings, str]:
+def _load(path: Path) -> tuple[Settings, str, str | None]:
     settings = load_settings(path)
     token = resolve_access_token(settings)
+    app_secret = resolve_app_secret(settings)
     register_secret(token)
-    return settings, token
+    register_secret(app_secret)
+    return settings, token, app_secret
 
 
-async def _run(settings: Settings, token: str) -> None:
-    async with Runtime(settings, access_token=token):
+async def _run(settings: Settings, token: str, app_secret: str | None) -> None:
+    async with Runtime(settings, access_token=token, app_secret=app_secret):
         await wait_for_signal()
 
 
-async def _check(settings: Settings, token: str, fmt: str) -> int:
+async def _check(settings: Settings, token: str, app_secret: str | None, fmt: str) -> int:
     metrics = create_self_metrics(process_metrics=False)
     store = Store()
     async with aiohttp.ClientSession() as session:
-        client = build_client(settings, session, metrics, access_token=token, app_secret=None)
+        client = build_client(settings, session, metrics, access_token=token,
+                              app_secret=app_secret)
         monitor = Monitor(settings, client, store, metrics)
         await monitor.run_once()
     findings = evaluate(store)
@@ -164,14 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            settings, token = _load(args.config)
+            settings, token, app_secret = _load(args.config)
             configure_logging(level=settings.logging.level, fmt=settings.logging.format)
-            asyncio.run(_run(settings, token))
+            asyncio.run(_run(settings, token, app_secret))
             return 0
         if args.command == "check":
-            settings, token = _load(args.config)
+            settings, token, app_secret = _load(args.config)
             configure_logging(level="warning", fmt=settings.logging.format)
-            return asyncio.run(_check(settings, token, args.format))
+            return asyncio.run(_check(settings, token, app_secret, args.format))
         configure_logging(level="info")
         if args.command == "simulator":
             host, port = args.listen

@@ -354,7 +354,11 @@ class ScheduleSettings(BaseModel):
         0.1, ge=0, le=1, description="Random spread of polls, as a fraction of the interval."
     )
     discovery_interval: PositiveDuration = Field(
-        900.0, description="Time between WABA discoveries."
+        900.0, description="Time between WABA discoveries and business verification reads."
+    )
+    token_check_interval: PositiveDuration = Field(
+        3600.0,
+        description="Time between /debug_token reads (needs graph.app_id and the app secret).",
     )
 
 

@@ -11,20 +11,25 @@ import contextlib
 import dataclasses
 import signal
 import time
+from datetime import UTC, datetime
 from types import TracebackType
 
 import aiohttp
 import structlog
 from aiohttp import web
+from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
 from monitor.config import Settings
 from monitor.daemon import Monitor, build_client
+from monitor.graph.client import GraphClient
+from monitor.logs import register_secret
 from monitor.model import BusinessState
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
 from monitor.state import StateDB, StateWriter
 from monitor.store import Store, Transition
+from monitor.token import check_token
 from monitor.web import build_app
 
 FLUSH_INTERVAL = 1.0
@@ -105,9 +110,29 @@ class Runtime:
         if sockets and self.port == 0:
             self.port = int(sockets[0][1])
         self.jobs.start()
+        self._schedule_token_checks(client)
         log.info("started", version=__version__, listen=f"{self.host}:{self.port}",
                  businesses=len(self.settings.businesses),
                  scan_interval_seconds=self.settings.schedule.scan_interval)
+
+    def _schedule_token_checks(self, client: GraphClient) -> None:
+        app_id = self.settings.graph.app_id
+        if app_id is None or self._app_secret is None:
+            log.info("token_check_disabled", reason="graph.app_id and the app secret are "
+                     "needed to read the token's expiry from /debug_token")
+            return
+        secret = self._app_secret
+        register_secret(f"{app_id}|{secret}")
+
+        async def check() -> None:
+            await check_token(client, access_token=self._token, app_id=app_id,
+                              app_secret=secret, metrics=self.metrics)
+
+        assert self.jobs is not None
+        self.jobs.scheduler.add_job(
+            check, IntervalTrigger(seconds=self.settings.schedule.token_check_interval),
+            id="token", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            misfire_grace_time=None, replace_existing=True)
 
     def _open_state(self, monitor: Monitor) -> None:
         directory = self.settings.state.directory

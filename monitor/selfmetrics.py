@@ -6,14 +6,18 @@ scrape of a large fleet does not walk thousands of prometheus_client children.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 
 ENDPOINTS = (
+    "debug_token",
     "phone_numbers",
     "phone_number",
     "owned_whatsapp_business_accounts",
@@ -22,6 +26,29 @@ ENDPOINTS = (
     "business",
 )
 USAGE_MEASURES = ("call_count", "total_cputime", "total_time")
+TOKEN_PERMISSIONS = ("whatsapp_business_management", "whatsapp_business_messaging",
+                     "business_management")
+
+
+class OptionalGauge(Collector):
+    """A gauge with no series at all until it has a value (absent means "not known")."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float | None) -> None:
+        self.value = value
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if self.value is None:
+            return []
+        return [GaugeMetricFamily(self.name, self.documentation, value=self.value)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +65,11 @@ class SelfMetrics:
     scan_interval: Gauge
     businesses: Gauge
     wabas: Gauge
+    token_expiry: OptionalGauge
+    token_data_access_expiry: OptionalGauge
+    token_valid: OptionalGauge
+    token_permission: Gauge
+    token_last_check: Gauge
 
 
 def create_self_metrics(
@@ -124,8 +156,37 @@ def create_self_metrics(
             "WABAs this monitor polls (configured or discovered).",
             registry=registry,
         ),
+        token_expiry=OptionalGauge(
+            "whatsapp_monitor_access_token_expiry_timestamp_seconds",
+            "When the access token expires, from /debug_token; absent for a token that never "
+            "expires or when no app id and secret are configured.",
+            registry,
+        ),
+        token_data_access_expiry=OptionalGauge(
+            "whatsapp_monitor_access_token_data_access_expiry_timestamp_seconds",
+            "When the token's data access expires, from /debug_token; absent when it does not.",
+            registry,
+        ),
+        token_valid=OptionalGauge(
+            "whatsapp_monitor_access_token_valid",
+            "1 when /debug_token says the access token is valid; absent when never checked.",
+            registry,
+        ),
+        token_permission=Gauge(
+            "whatsapp_monitor_access_token_permission",
+            "1 when the access token has the permission (scope), from /debug_token.",
+            ["permission"],
+            registry=registry,
+        ),
+        token_last_check=Gauge(
+            "whatsapp_monitor_access_token_last_check_timestamp_seconds",
+            "When /debug_token last answered.",
+            registry=registry,
+        ),
     )
     metrics.auth_ok.set(1)
+    for permission in TOKEN_PERMISSIONS:
+        metrics.token_permission.labels(permission=permission)
     for measure in USAGE_MEASURES:
         metrics.app_usage.labels(measure=measure)
     return metrics

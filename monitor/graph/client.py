@@ -118,15 +118,19 @@ class GraphClient:
         params: Mapping[str, str],
         *,
         validate: Validator | None = None,
+        bearer: str | None = None,
     ) -> dict[str, Any]:
-        """GET one Graph object; retries what is worth retrying, raises GraphError otherwise."""
+        """GET one Graph object; retries what is worth retrying, raises GraphError otherwise.
+
+        ``bearer`` replaces the access token for this call (the app token of /debug_token).
+        """
         attempt = 0
         while True:
             try:
-                return await self._attempt(endpoint, path, params, validate)
+                return await self._attempt(endpoint, path, params, validate, bearer)
             except GraphError as err:
                 self._metrics.graph_errors.labels(endpoint=endpoint, code=err.code_label).inc()
-                if err.kind is ErrorKind.AUTH:
+                if err.kind is ErrorKind.AUTH and bearer is None:
                     self._metrics.auth_ok.set(0)
                 delay = self._delay_for(err, attempt)
                 if delay is None:
@@ -159,10 +163,12 @@ class GraphClient:
         path: str,
         params: Mapping[str, str],
         validate: Validator | None,
+        bearer: str | None = None,
     ) -> dict[str, Any]:
         query = dict(params)
-        if self._proof:
+        if self._proof and bearer is None:
             query["appsecret_proof"] = self._proof
+        headers = self._headers if bearer is None else {"Authorization": f"Bearer {bearer}"}
         counter = _poll_requests.get()
         if counter is not None:
             counter[0] += 1
@@ -172,7 +178,7 @@ class GraphClient:
                 async with self._session.get(
                     self._root + path,
                     params=query,
-                    headers=self._headers,
+                    headers=headers,
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as resp:
