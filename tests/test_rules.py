@@ -48,6 +48,7 @@ REQUIRED_ALERTS: dict[str, set[str]] = {
     "WhatsAppMonitorPollFailing": {"warning"},
     "WhatsAppMonitorDataStale": {"warning"},
     "WhatsAppMonitorGraphAuthFailing": {"critical"},
+    "WhatsAppMonitorAccessTokenExpiringSoon": {"warning", "critical"},
     "WhatsAppMonitorRateLimitNearlyExhausted": {"warning"},
 }
 
