@@ -130,7 +130,7 @@ class Monitor:
             self.store.put_waba(dataclasses.replace(current, business_id=target.business_id))
         if self.store.business(target.business_id) is None:
             self.store.put_business(BusinessState(business_id=target.business_id))
-        self.metrics.wabas.set(len(self.store.wabas()))
+        self.metrics.wabas.set(self.store.waba_count)
 
     @property
     def ready(self) -> bool:

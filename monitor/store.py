@@ -87,6 +87,10 @@ class Store:
     def wabas(self) -> list[WabaState]:
         return [self._wabas[k] for k in sorted(self._wabas)]
 
+    @property
+    def waba_count(self) -> int:
+        return len(self._wabas)
+
     def waba(self, waba_id: str) -> WabaState | None:
         return self._wabas.get(waba_id)
 
