@@ -1,0 +1,1 @@
+"""Helpers for the tests that run the product with real Prometheus and Alertmanager binaries."""
