@@ -7,9 +7,10 @@ error wins: count → latency → injected fault → auth → object lookup → 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,7 +32,8 @@ from .fields import (
 )
 from .paging import CursorError, decode_cursor, encode_cursor, parse_limit, window
 from .render import number_values, render
-from .scenario import synthetic_number
+from .scenario import synthetic_number, webhook_target
+from .webhooks import PendingWebhook, WebhookSender
 from .world import UnknownObjectError, World
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 WORLD_KEY: web.AppKey[World] = web.AppKey("simulator_world", World)
 LATENCY_KEY: web.AppKey[float] = web.AppKey("simulator_latency", float)
 SHUTDOWN_KEY: web.AppKey[asyncio.Event] = web.AppKey("simulator_shutdown", asyncio.Event)
+WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("simulator_webhooks", WebhookSender)
+WEBHOOK_TICK = 1.0  # seconds between checks for timeline steps nobody has requested yet
 
 EDGES = (
     "phone_numbers",
@@ -139,6 +143,7 @@ async def _graph(
 ) -> web.StreamResponse:
     world = request.app[WORLD_KEY]
     world.count(endpoint, object_id)
+    _dispatch_webhooks(request.app)
     latency = request.app[LATENCY_KEY]
     if latency > 0:
         await asyncio.sleep(latency)
@@ -451,7 +456,9 @@ def _control(handler: Handler) -> Handler:
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
-            return await handler(request)
+            response = await handler(request)
+            _dispatch_webhooks(request.app)
+            return response
         except _ControlFailure as exc:
             return _control_error(exc.status, exc.message)
         except UnknownObjectError as exc:
@@ -547,6 +554,99 @@ async def _state(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[WORLD_KEY].state())
 
 
+# --------------------------------------------------------------------------- webhooks
+
+
+def _dispatch_webhooks(app: web.Application) -> None:
+    """Hand changes the World noticed to the background sender; never fails the caller."""
+    try:
+        app[WEBHOOKS_KEY].dispatch()
+    except Exception:
+        log.exception("could not queue webhooks")
+
+
+def _require_target(world: World) -> None:
+    if world.webhook_target is None:
+        raise _ControlFailure(409, "no webhook target: POST /_sim/webhooks/target first")
+
+
+async def _set_webhook_target(request: web.Request) -> web.StreamResponse:
+    body = _object(await _read_json(request), "body")
+    extra = set(body) - {"url", "app_secret"}
+    if extra:
+        raise _ControlFailure(400, f"unknown key {sorted(extra)[0]!r}; allowed: app_secret, url")
+    target = webhook_target(body.get("url"), body.get("app_secret"), "body")
+    request.app[WORLD_KEY].set_webhook_target(target.url, target.app_secret)
+    return web.json_response({"target_set": True})
+
+
+async def _clear_webhook_target(request: web.Request) -> web.StreamResponse:
+    request.app[WORLD_KEY].clear_webhook_target()
+    return web.json_response({"target_set": False})
+
+
+async def _send_webhook(request: web.Request) -> web.StreamResponse:
+    """Send one arbitrary change now (awaited, unlike the automatic ones) and report the result."""
+    world = request.app[WORLD_KEY]
+    body = _object(await _read_json(request), "body")
+    extra = set(body) - {"field", "waba_id", "value"}
+    if extra:
+        allowed = "field, value, waba_id"
+        raise _ControlFailure(400, f"unknown key {sorted(extra)[0]!r}; allowed: {allowed}")
+    field, waba_id = body.get("field"), body.get("waba_id")
+    if isinstance(waba_id, int) and not isinstance(waba_id, bool):
+        waba_id = str(waba_id)
+    if not isinstance(field, str) or not field:
+        raise _ControlFailure(400, "field: required, a non-empty string")
+    if not isinstance(waba_id, str) or not waba_id:
+        raise _ControlFailure(400, "waba_id: required, a non-empty string")
+    value = _object(body.get("value", {}), "value")
+    _require_target(world)
+    record = await request.app[WEBHOOKS_KEY].deliver(PendingWebhook(field, waba_id, value))
+    return web.json_response(record)
+
+
+async def _webhooks_sent(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"sent": request.app[WORLD_KEY].webhooks_sent()})
+
+
+async def _business_capability(request: web.Request) -> web.StreamResponse:
+    """``business_capability_update`` with the given value to every WABA the business owns."""
+    world = request.app[WORLD_KEY]
+    business_id = request.match_info["business_id"]
+    if world.kind_of(business_id) != "business":
+        raise UnknownObjectError(f"no business {business_id!r}")
+    value = _object(await _read_json(request), "body")
+    if not value:
+        raise _ControlFailure(400, "body: give at least one capability, e.g. "
+                                   '{"max_phone_numbers_per_business": 20}')
+    _require_target(world)
+    sender = request.app[WEBHOOKS_KEY]
+    sent = [
+        await sender.deliver(PendingWebhook("business_capability_update", waba_id, value))
+        for waba_id in world.owned_waba_ids(business_id)
+    ]
+    return web.json_response({"business_id": business_id, "sent": sent})
+
+
+async def _webhook_context(app: web.Application) -> AsyncIterator[None]:
+    """Look for due timeline webhooks every second while serving; stop the sender at the end."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(WEBHOOK_TICK)
+            _dispatch_webhooks(app)
+
+    ticker = asyncio.get_running_loop().create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        await app[WEBHOOKS_KEY].close()
+
+
 # --------------------------------------------------------------------------- assembly
 
 
@@ -562,7 +662,9 @@ def build_app(world: World, *, latency: float = 0.0) -> web.Application:
     app[WORLD_KEY] = world
     app[LATENCY_KEY] = float(latency)
     app[SHUTDOWN_KEY] = asyncio.Event()
+    app[WEBHOOKS_KEY] = WebhookSender(world)
     app.on_shutdown.append(_on_shutdown)
+    app.cleanup_ctx.append(_webhook_context)
     routes = app.router
     routes.add_get("/_sim/stats", _control(_stats))
     routes.add_post("/_sim/stats/reset", _control(_stats_reset))
@@ -575,6 +677,11 @@ def build_app(world: World, *, latency: float = 0.0) -> web.Application:
     routes.add_delete("/_sim/faults", _control(_clear_faults))
     routes.add_post("/_sim/clock/advance", _control(_advance))
     routes.add_get("/_sim/state", _control(_state))
+    routes.add_post("/_sim/webhooks/target", _control(_set_webhook_target))
+    routes.add_delete("/_sim/webhooks/target", _control(_clear_webhook_target))
+    routes.add_post("/_sim/webhooks/send", _control(_send_webhook))
+    routes.add_get("/_sim/webhooks/sent", _control(_webhooks_sent))
+    routes.add_post("/_sim/businesses/{business_id}/capability", _control(_business_capability))
     routes.add_get(f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}", _graph_node)
     routes.add_get(
         f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}/{{edge:{'|'.join(EDGES)}}}", _graph_edge

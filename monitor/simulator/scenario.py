@@ -121,6 +121,14 @@ class Timeline:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where the simulator POSTs Meta-style webhooks, and the app secret it signs them with."""
+
+    url: str
+    app_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """The whole simulated fleet plus API behaviour knobs."""
 
@@ -132,6 +140,7 @@ class Scenario:
     edge_omits_fields: tuple[str, ...] = ()
     timeline: Timeline = field(default_factory=Timeline)
     description: str = ""
+    webhooks: WebhookTarget | None = None
 
     def wabas(self) -> Iterator[tuple[BusinessSpec, WabaSpec]]:
         """Every WABA with its owner, in scenario order."""
@@ -514,6 +523,26 @@ def _parse_timeline(data: object, where: str, custom: frozenset[str]) -> Timelin
     return Timeline(tuple(events), period)
 
 
+def webhook_target(url: object, app_secret: object, where: str = "webhooks") -> WebhookTarget:
+    """Validate a webhook target: an http(s) URL and a non-empty app secret."""
+    text = _string(url, f"{where}.url")
+    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
+        raise ScenarioError(f"{where}.url: expected an http:// or https:// URL")
+    secret = _string(app_secret, f"{where}.app_secret")
+    if not secret:
+        raise ScenarioError(f"{where}.app_secret: must not be empty")
+    return WebhookTarget(text, secret)
+
+
+def _parse_webhooks(data: object, where: str) -> WebhookTarget:
+    mapping = _mapping(data, where)
+    _check_keys(mapping, ("url", "app_secret"), where)
+    for key in ("url", "app_secret"):
+        if key not in mapping:
+            raise ScenarioError(f"{where}: missing key {key!r}")
+    return webhook_target(mapping["url"], mapping["app_secret"], where)
+
+
 def parse_scenario(data: object, source: str = "scenario") -> Scenario:
     """Build a Scenario from already-loaded YAML/JSON data, validating everything."""
     try:
@@ -531,6 +560,7 @@ _TOP_KEYS = (
     "edge_omits_fields",
     "businesses",
     "timeline",
+    "webhooks",
 )
 
 
@@ -574,6 +604,11 @@ def _parse_scenario(data: object) -> Scenario:
         edge_omits_fields=edge_omits,
         timeline=timeline,
         description=_string(description, "description"),
+        webhooks=(
+            _parse_webhooks(mapping["webhooks"], "webhooks")
+            if mapping.get("webhooks") is not None
+            else None
+        ),
     )
 
 

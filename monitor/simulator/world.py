@@ -32,9 +32,12 @@ from .scenario import (
     ScenarioError,
     TimelineEvent,
     WabaSpec,
+    WebhookTarget,
     normalize_number_fields,
     thaw,
+    webhook_target,
 )
+from .webhooks import WATCHED_NUMBER_FIELDS, PendingWebhook, number_change_webhooks
 
 NodeKind = Literal["phone_number", "waba", "business"]
 ENDPOINTS: tuple[str, ...] = (
@@ -47,6 +50,7 @@ ENDPOINTS: tuple[str, ...] = (
 )
 UNKNOWN_ENDPOINT = "unknown"
 MAX_ADVANCE = 1e9  # about 30 years; keeps the clock finite however often it is advanced
+MAX_WEBHOOK_RECORDS = 1_000
 _ID = re.compile(r"[0-9]{1,20}")
 
 
@@ -111,6 +115,12 @@ class World:
         self._waba_calls: dict[str, deque[float]] = {}
         self._app_calls: deque[float] = deque()
         self._faults: list[tuple[Fault, int]] = []
+        self._webhook_target: WebhookTarget | None = None
+        self._webhook_seen: dict[str, dict[str, Any]] = {}
+        self._outbox: list[PendingWebhook] = []
+        self._webhooks_sent: deque[dict[str, Any]] = deque(maxlen=MAX_WEBHOOK_RECORDS)
+        if scenario.webhooks is not None:
+            self.set_webhook_target(scenario.webhooks.url, scenario.webhooks.app_secret)
 
     # ------------------------------------------------------------------ clock
 
@@ -358,12 +368,16 @@ class World:
         changes = normalize_number_fields(
             fields, "fields", custom=self._custom_number_fields, allow_none=True
         )
+        before = self.number_view(number_id) if self._webhook_target is not None else None
         base = self._numbers[number_id]
         for key, value in changes.items():
             if value is None:
                 base.pop(key, None)
             else:
                 base[key] = value
+        if before is not None:
+            # A timeline step not yet announced is folded into this change.
+            self._note_number(number_id, self._webhook_seen.get(number_id, _watched(before)))
 
     def add_number(self, waba_id: str, number_id: str, fields: Mapping[str, Any]) -> None:
         """Add a phone number to a WABA (appended to its list edge)."""
@@ -378,6 +392,8 @@ class World:
         self._number_waba[number_id] = waba_id
         self._waba_numbers[waba_id].append(number_id)
         self._former.pop(number_id, None)
+        if self._webhook_target is not None and number_id in self._events:
+            self._webhook_seen[number_id] = _watched(self.number_view(number_id))
 
     def remove_number(self, number_id: str) -> None:
         if number_id not in self._numbers:
@@ -386,6 +402,7 @@ class World:
         del self._numbers[number_id]
         self._waba_numbers[waba_id].remove(number_id)
         self._former[number_id] = "phone_number"
+        self._webhook_seen.pop(number_id, None)
 
     def remove_waba(self, waba_id: str) -> None:
         """The WABA and its numbers disappear; calls on them get the code-100/33 error."""
@@ -397,6 +414,60 @@ class World:
         del self._waba_numbers[waba_id]
         self._owned[self._waba_owner.pop(waba_id)].remove(waba_id)
         self._former[waba_id] = "waba"
+
+    # ------------------------------------------------------------------ webhooks
+
+    @property
+    def webhook_target(self) -> WebhookTarget | None:
+        return self._webhook_target
+
+    def set_webhook_target(self, url: str, app_secret: str) -> None:
+        """Send webhooks to ``url`` from now on; changes before this moment are not announced."""
+        self._webhook_target = webhook_target(url, app_secret)
+        self._outbox.clear()
+        self._webhook_seen = {
+            n: _watched(self.number_view(n)) for n in self._events if n in self._numbers
+        }
+
+    def clear_webhook_target(self) -> None:
+        self._webhook_target = None
+        self._outbox.clear()
+        self._webhook_seen.clear()
+
+    def _note_number(self, number_id: str, old: Mapping[str, Any]) -> None:
+        """Queue the webhooks for a number whose watched fields were ``old`` a moment ago."""
+        view = self.number_view(number_id)
+        waba_id = self._number_waba[number_id]
+        self._outbox.extend(number_change_webhooks(waba_id, old, view))
+        if number_id in self._webhook_seen:
+            self._webhook_seen[number_id] = _watched(view)
+
+    def collect_webhooks(self) -> list[PendingWebhook]:
+        """Webhooks due since the last call, including timeline steps reached meanwhile."""
+        if self._webhook_target is None:
+            return []
+        for number_id, seen in list(self._webhook_seen.items()):
+            if number_id in self._numbers and _watched(self.number_view(number_id)) != seen:
+                self._note_number(number_id, seen)
+        pending, self._outbox = self._outbox, []
+        return pending
+
+    def record_webhook(
+        self, field: str, waba_id: str, status: int | None, error: str | None
+    ) -> dict[str, Any]:
+        """Remember one delivery attempt (no URL, no secret) for ``GET /_sim/webhooks/sent``."""
+        record = {
+            "field": field,
+            "waba_id": waba_id,
+            "status": status,
+            "error": error,
+            "time": self.clock(),
+        }
+        self._webhooks_sent.append(record)
+        return dict(record)
+
+    def webhooks_sent(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._webhooks_sent]
 
     # ------------------------------------------------------------------ dump
 
@@ -444,4 +515,13 @@ class World:
             "wabas": wabas,
             "faults": [{**f.to_json(), "remaining": n} for f, n in self._faults],
             "stats": self.stats(),
+            "webhooks": {
+                "target_set": self._webhook_target is not None,
+                "sent": len(self._webhooks_sent),
+            },
         }
+
+
+def _watched(view: Mapping[str, Any]) -> dict[str, Any]:
+    """The number fields whose changes are announced by webhook."""
+    return {key: view.get(key) for key in WATCHED_NUMBER_FIELDS}
