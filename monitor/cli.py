@@ -20,6 +20,7 @@ from monitor.config import (
     load_settings,
     resolve_access_token,
     resolve_app_secret,
+    resolve_webhook_verify_token,
 )
 from monitor.daemon import Monitor, build_client
 from monitor.logs import configure_logging, register_secret
@@ -33,6 +34,8 @@ DEMO_TOKEN = "demo-token"  # noqa: S105 - the simulator's public demo credential
 # The demo's large enterprise portfolio registers more than 20 numbers, which takes a cap
 # raised by Meta support; the demo says so in configuration, as a real deployment would.
 DEMO_CAPS = {"100000000000001": 250}
+DEMO_APP_SECRET = "demo-app-secret"  # noqa: S105 - signs the simulator's demo webhooks
+DEMO_VERIFY_TOKEN = "demo-verify-token"  # noqa: S105
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -83,7 +86,10 @@ def _load(path: Path) -> tuple[Settings, str, str | None]:
 
 
 async def _run(settings: Settings, token: str, app_secret: str | None) -> None:
-    async with Runtime(settings, access_token=token, app_secret=app_secret):
+    verify_token = resolve_webhook_verify_token(settings)
+    register_secret(verify_token)
+    async with Runtime(settings, access_token=token, app_secret=app_secret,
+                       webhook_verify_token=verify_token):
         await wait_for_signal()
 
 
@@ -138,7 +144,10 @@ async def _demo(listen: tuple[str, int], sim_listen: tuple[str, int], interval: 
             path = Path(tmp) / "demo.yaml"
             path.write_text(yaml.safe_dump(config))
             settings = load_settings(path, environ={"WABA_MONITOR_ACCESS_TOKEN": DEMO_TOKEN})
-            async with Runtime(settings, access_token=DEMO_TOKEN) as runtime:
+            async with Runtime(settings, access_token=DEMO_TOKEN, app_secret=DEMO_APP_SECRET,
+                               webhook_verify_token=DEMO_VERIFY_TOKEN) as runtime:
+                # The simulator announces number changes by signed webhook, as Meta does.
+                world.set_webhook_target(runtime.url + settings.webhooks.path, DEMO_APP_SECRET)
                 print(_demo_banner(runtime.url, sim_url, path), flush=True)
                 await wait_for_signal()
     finally:
@@ -153,6 +162,8 @@ waba-monitor demo is running against the built-in Graph API simulator.
   Status page:   {url}/
   Metrics:       {url}/metrics
   Readiness:     {url}/-/ready
+  Changes:       {url}/api/v1/transitions
+  Webhooks:      {url}/webhooks/whatsapp   (the simulator posts signed changes here)
   Simulator:     {sim_url}/_sim/state   (change a number: curl -X PATCH \\
                  {sim_url}/_sim/numbers/<id> -d '{{"status":"FLAGGED"}}')
 

@@ -31,8 +31,31 @@ from monitor.state import StateDB, StateWriter
 from monitor.store import Store, Transition
 from monitor.token import check_token
 from monitor.web import build_app
+from monitor.webhooks import (
+    WebhookConfig,
+    add_webhook_routes,
+    create_webhook_metrics,
+    startup_warnings,
+)
 
 FLUSH_INTERVAL = 1.0
+
+
+class WebhookBridge:
+    """What the webhook receiver drives: caps go to the monitor, re-polls to the scheduler."""
+
+    def __init__(self, monitor: Monitor, jobs: Jobs) -> None:
+        self._monitor = monitor
+        self._jobs = jobs
+
+    def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
+        self._monitor.learn_cap(waba_id=waba_id, cap=cap, source_field=source_field)
+
+    def request_repoll(self, *, waba_id: str, reason: str) -> None:
+        self._jobs.request_repoll(waba_id=waba_id, reason=reason)
+
+    def phone_number_id_for(self, display_phone_number: str) -> str | None:
+        return self._monitor.phone_number_id_for(display_phone_number)
 
 
 def restore(store: Store, db: StateDB) -> int:
@@ -63,6 +86,7 @@ class Runtime:
         *,
         access_token: str,
         app_secret: str | None = None,
+        webhook_verify_token: str | None = None,
         metrics: SelfMetrics | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -70,6 +94,7 @@ class Runtime:
         self.settings = settings
         self._token = access_token
         self._app_secret = app_secret
+        self._verify_token = webhook_verify_token
         self.metrics = metrics or create_self_metrics()
         self.store = Store()
         self.host = host if host is not None else settings.server.host
@@ -100,9 +125,9 @@ class Runtime:
         self.monitor = Monitor(self.settings, client, self.store, self.metrics)
         self._open_state(self.monitor)
         self.jobs = Jobs(self.monitor)
-        self._runner = web.AppRunner(
-            build_app(self.monitor, transitions=self._transitions if self.db else None),
-            access_log=None, handle_signals=False)
+        app = build_app(self.monitor, transitions=self._transitions if self.db else None)
+        self._add_webhooks(app, self.monitor, self.jobs)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -114,6 +139,16 @@ class Runtime:
         log.info("started", version=__version__, listen=f"{self.host}:{self.port}",
                  businesses=len(self.settings.businesses),
                  scan_interval_seconds=self.settings.schedule.scan_interval)
+
+    def _add_webhooks(self, app: web.Application, monitor: Monitor, jobs: Jobs) -> None:
+        settings = self.settings.webhooks
+        config = WebhookConfig(path=settings.path, verify_token=self._verify_token,
+                               app_secret=self._app_secret,
+                               max_body_bytes=settings.max_body_bytes)
+        add_webhook_routes(app, config, WebhookBridge(monitor, jobs),
+                           create_webhook_metrics(self.metrics.registry))
+        for warning in startup_warnings(config):
+            log.warning("webhooks_misconfigured", problem=warning)
 
     def _schedule_token_checks(self, client: GraphClient) -> None:
         app_id = self.settings.graph.app_id

@@ -92,6 +92,8 @@ def make_client(
 
 
 def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
+    """Write a config file; tests listen on loopback only unless they say otherwise."""
+    config = {"server": {"listen": "127.0.0.1:0"}, **config}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
