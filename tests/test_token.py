@@ -82,3 +82,31 @@ async def test_failed_check_changes_nothing(aiohttp_server: Any) -> None:
     assert info is None
     assert registry.get_sample_value("whatsapp_monitor_access_token_valid") is None
     assert registry.get_sample_value("whatsapp_monitor_graph_auth_ok") == 1
+
+
+async def test_every_graph_call_carries_appsecret_proof(aiohttp_server: Any) -> None:
+    import hashlib
+    import hmac
+
+    seen: list[web.Request] = []
+
+    async def edge(request: web.Request) -> web.Response:
+        seen.append(request)
+        if "after" in request.query:
+            return web.json_response({"data": [{"id": "2"}]})
+        return web.json_response({"data": [{"id": "1"}], "paging": {
+            "cursors": {"after": "c1"}, "next": "https://graph/next?after=c1"}})
+
+    app = web.Application()
+    app.router.add_get("/v24.0/{waba}/phone_numbers", edge)
+    server = await aiohttp_server(app)
+    metrics = create_self_metrics(process_metrics=False)
+    async with aiohttp.ClientSession() as session:
+        client = GraphClient(session, base_url=str(server.make_url("")), api_version="v24.0",
+                             access_token=USER_TOKEN, app_secret=APP_SECRET, metrics=metrics)
+        pages = [page async for page in client.paginate("phone_numbers", "9/phone_numbers", {})]
+    assert pages == [[{"id": "1"}], [{"id": "2"}]]
+    expected = hmac.new(APP_SECRET.encode(), USER_TOKEN.encode(), hashlib.sha256).hexdigest()
+    assert [r.query.get("appsecret_proof") for r in seen] == [expected, expected]
+    assert all(r.headers["Authorization"] == f"Bearer {USER_TOKEN}" for r in seen)
+    assert all("access_token" not in r.query for r in seen)
