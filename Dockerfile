@@ -6,9 +6,13 @@ COPY monitor ./monitor
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin waba
+RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin waba \
+    && mkdir -p /etc/waba-monitor /var/lib/waba-monitor \
+    && chown 10001 /var/lib/waba-monitor
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+ENV WABA_MONITOR_STATE__DIRECTORY=/var/lib/waba-monitor
+WORKDIR /var/lib/waba-monitor
 USER 10001
 EXPOSE 9877
 VOLUME ["/etc/waba-monitor", "/var/lib/waba-monitor"]

@@ -142,6 +142,7 @@ def daemon_config(sim_url: str, scenario: Scenario, *,
         ],
         "schedule": {"scan_interval": "1s", "jitter": 0},
         "server": {"listen": "127.0.0.1:0"},
+        "state": {"directory": None},  # every run starts from the simulator, not a state file
     }
 
 
