@@ -26,6 +26,7 @@ from monitor.daemon import Monitor, build_client
 from monitor.logs import configure_logging, register_secret
 from monitor.runtime import Runtime, wait_for_signal
 from monitor.selfmetrics import create_self_metrics
+from monitor.sharding import Shard, resolve_shard
 from monitor.state import StateError
 from monitor.store import Store
 
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path, required=True, help="path to the YAML configuration")
+    run.add_argument("--shard", help="this replica's shard ordinal, or auto (from a pod name "
+                     "ending in -N); overrides sharding.shard")
+    run.add_argument("--total-shards", type=int, help="number of shards; overrides "
+                     "sharding.total_shards")
 
     demo = sub.add_parser("demo", help="run the simulator and the daemon against it")
     demo.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 9877),
@@ -85,11 +90,11 @@ def _load(path: Path) -> tuple[Settings, str, str | None]:
     return settings, token, app_secret
 
 
-async def _run(settings: Settings, token: str, app_secret: str | None) -> None:
+async def _run(settings: Settings, token: str, app_secret: str | None, shard: Shard) -> None:
     verify_token = resolve_webhook_verify_token(settings)
     register_secret(verify_token)
     async with Runtime(settings, access_token=token, app_secret=app_secret,
-                       webhook_verify_token=verify_token):
+                       webhook_verify_token=verify_token, shard=shard):
         await wait_for_signal()
 
 
@@ -185,8 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings, token, app_secret = _load(args.config)
+            shard = resolve_shard(settings.sharding, shard=args.shard,
+                                  total_shards=args.total_shards)
             configure_logging(level=settings.logging.level, fmt=settings.logging.format)
-            asyncio.run(_run(settings, token, app_secret))
+            asyncio.run(_run(settings, token, app_secret, shard))
             return 0
         if args.command == "check":
             settings, token, app_secret = _load(args.config)

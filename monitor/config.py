@@ -453,6 +453,34 @@ class WebhookSettings(BaseModel):
         return value
 
 
+def _shard(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return _no_bool(value)
+
+
+class ShardingSettings(BaseModel):
+    """Horizontal sharding: this replica watches the businesses whose id hashes to it."""
+
+    model_config = _FROZEN
+
+    shard: Annotated[Literal["auto"] | int, BeforeValidator(_shard)] = Field(
+        0,
+        description="This replica's ordinal, or auto to take it from a pod name ending in -N "
+        "(HOSTNAME, as a StatefulSet sets it).",
+    )
+    total_shards: _Int = Field(1, ge=1, le=10_000, description="How many replicas share work.")
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> ShardingSettings:
+        if isinstance(self.shard, int) and not 0 <= self.shard < self.total_shards:
+            raise ValueError(
+                f"shard must be from 0 to total_shards - 1 ({self.total_shards - 1}), "
+                f"got {self.shard}"
+            )
+        return self
+
+
 class StateSettings(BaseModel):
     """Where learned caps, the last snapshot and the transition history survive restarts."""
 
@@ -558,6 +586,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    sharding: ShardingSettings = Field(default_factory=ShardingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -21,6 +21,7 @@ from monitor.graph.errors import ErrorKind, GraphError
 from monitor.model import BusinessState, PhoneNumber, WabaState
 from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
 from monitor.selfmetrics import SelfMetrics
+from monitor.sharding import Shard
 from monitor.state import LearnedCap
 from monitor.store import Store
 
@@ -83,8 +84,11 @@ class Monitor:
         metrics: SelfMetrics,
         *,
         clock: Clock = time.time,
+        shard: Shard | None = None,
     ) -> None:
         self.settings = settings
+        self.shard = shard or Shard()
+        self.businesses = [b for b in settings.businesses if self.shard.owns(b.id)]
         self.client = client
         self.store = store
         self.metrics = metrics
@@ -93,22 +97,28 @@ class Monitor:
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
         self.discovered: set[str] = set()
+        self.started = False
         self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
         self.on_verified: list[Callable[[str, bool | None], None]] = []
         metrics.scan_interval.set(settings.schedule.scan_interval)
-        metrics.businesses.set(len(settings.businesses))
+        metrics.businesses.set(len(self.businesses))
+        metrics.shard_ordinal.clear()
+        metrics.shard_ordinal.labels(shard_ordinal=str(self.shard.ordinal)).set(
+            self.shard.ordinal)
+        metrics.total_shards.set(self.shard.total)
 
     # --- configuration -------------------------------------------------------------------
     def configured_targets(self) -> list[Target]:
-        return [
-            Target(b.id, w) for b in self.settings.businesses for w in (b.wabas or ())
-        ]
+        return [Target(b.id, w) for b in self.businesses for w in (b.wabas or ())]
 
     def discovery_businesses(self) -> list[BusinessSettings]:
+        """Every shard discovers every business: a client WABA may belong to a business of
+        this shard although the business that lists it does not."""
         return [b for b in self.settings.businesses if b.wabas is None]
 
     def register_businesses(self) -> None:
-        for business in self.settings.businesses:
+        self.started = True
+        for business in self.businesses:
             cap = business.registration_cap
             existing = self.store.business(business.id)
             state = BusinessState(
@@ -134,7 +144,8 @@ class Monitor:
 
     @property
     def ready(self) -> bool:
-        return self.discovered >= {b.id for b in self.discovery_businesses()} and self.store.ready
+        return (self.started and self.store.ready
+                and self.discovered >= {b.id for b in self.discovery_businesses()})
 
     # --- what webhooks and the business node teach us -----------------------------------
     def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
@@ -251,8 +262,10 @@ class Monitor:
             return None
         self.discovered.add(business.id)
         targets = [Target(w.owner_business_id or business.id, w.waba_id) for w in found]
-        log.info("discovered", business_id=business.id, wabas=len(targets))
-        return targets
+        mine = [t for t in targets if self.shard.owns(t.business_id)]
+        log.info("discovered", business_id=business.id, wabas=len(targets),
+                 in_this_shard=len(mine))
+        return mine
 
     async def poll_all(self, targets: Iterable[Target]) -> list[WabaState | None]:
         return list(await asyncio.gather(*(self.poll_waba(t) for t in targets)))
@@ -260,7 +273,7 @@ class Monitor:
     async def run_once(self) -> None:
         """Discover where needed, then poll every WABA once (used by ``check``)."""
         self.register_businesses()
-        await asyncio.gather(*(self.refresh_business(b.id) for b in self.settings.businesses))
+        await asyncio.gather(*(self.refresh_business(b.id) for b in self.businesses))
         for business in self.discovery_businesses():
             for target in await self.discover(business) or []:
                 self.ensure_waba(target)

@@ -27,6 +27,7 @@ from monitor.logs import register_secret
 from monitor.model import BusinessState
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
+from monitor.sharding import Shard, resolve_shard
 from monitor.state import StateDB, StateWriter
 from monitor.store import Store, Transition
 from monitor.token import check_token
@@ -90,8 +91,10 @@ class Runtime:
         metrics: SelfMetrics | None = None,
         host: str | None = None,
         port: int | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.settings = settings
+        self.shard = shard if shard is not None else resolve_shard(settings.sharding)
         self._token = access_token
         self._app_secret = app_secret
         self._verify_token = webhook_verify_token
@@ -122,7 +125,7 @@ class Runtime:
         )
         client = build_client(self.settings, self._session, self.metrics,
                               access_token=self._token, app_secret=self._app_secret)
-        self.monitor = Monitor(self.settings, client, self.store, self.metrics)
+        self.monitor = Monitor(self.settings, client, self.store, self.metrics, shard=self.shard)
         self._open_state(self.monitor)
         self.jobs = Jobs(self.monitor)
         app = build_app(self.monitor, transitions=self._transitions if self.db else None)
@@ -137,6 +140,7 @@ class Runtime:
         self.jobs.start()
         self._schedule_token_checks(client)
         log.info("started", version=__version__, listen=f"{self.host}:{self.port}",
+                 shard=self.shard.ordinal, total_shards=self.shard.total,
                  businesses=len(self.settings.businesses),
                  scan_interval_seconds=self.settings.schedule.scan_interval)
 

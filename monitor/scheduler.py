@@ -38,6 +38,8 @@ class Jobs:
                 self._unconfirmed.add(target.waba_id)
                 self.add_waba(target)
         for business in self.monitor.settings.businesses:
+            if business.wabas is not None and not self.monitor.shard.owns(business.id):
+                continue
             self.scheduler.add_job(
                 self._business,
                 IntervalTrigger(seconds=self.monitor.settings.schedule.discovery_interval),
@@ -93,7 +95,8 @@ class Jobs:
             log.info("repoll_scheduled", waba_id=waba_id, reason=reason)
 
     async def _business(self, business: BusinessSettings) -> None:
-        await self.monitor.refresh_business(business.id)
+        if self.monitor.shard.owns(business.id):
+            await self.monitor.refresh_business(business.id)
         if business.wabas is None:
             await self._discover(business)
 

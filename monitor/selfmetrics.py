@@ -70,6 +70,8 @@ class SelfMetrics:
     token_valid: OptionalGauge
     token_permission: Gauge
     token_last_check: Gauge
+    shard_ordinal: Gauge
+    total_shards: Gauge
 
 
 def create_self_metrics(
@@ -181,6 +183,18 @@ def create_self_metrics(
         token_last_check=Gauge(
             "whatsapp_monitor_access_token_last_check_timestamp_seconds",
             "When /debug_token last answered.",
+            registry=registry,
+        ),
+        shard_ordinal=Gauge(
+            "whatsapp_monitor_shard_ordinal",
+            "This replica's shard number (also as the shard_ordinal label, for the "
+            "missing-shard alert).",
+            ["shard_ordinal"],
+            registry=registry,
+        ),
+        total_shards=Gauge(
+            "whatsapp_monitor_total_shards",
+            "How many shards the businesses are spread over.",
             registry=registry,
         ),
     )

@@ -115,7 +115,7 @@ class Store:
     @property
     def ready(self) -> bool:
         """True once every known WABA has finished its first poll (successful or not)."""
-        return bool(self._wabas) and all(w.polled for w in self._wabas.values())
+        return all(w.polled for w in self._wabas.values())
 
     def body(self) -> RenderedBody:
         if self._body is None or self._body.version != self._version:
