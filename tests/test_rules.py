@@ -49,6 +49,8 @@ REQUIRED_ALERTS: dict[str, set[str]] = {
     "WhatsAppMonitorDataStale": {"warning"},
     "WhatsAppMonitorGraphAuthFailing": {"critical"},
     "WhatsAppMonitorAccessTokenExpiringSoon": {"warning", "critical"},
+    "WhatsAppMonitorShardingMismatch": {"critical"},
+    "WhatsAppMonitorShardsMissing": {"critical"},
     "WhatsAppMonitorRateLimitNearlyExhausted": {"warning"},
 }
 
