@@ -20,13 +20,11 @@ from monitor.config import (
     load_settings,
     resolve_access_token,
     resolve_app_secret,
-    resolve_webhook_verify_token,
 )
 from monitor.daemon import Monitor, build_client
 from monitor.logs import configure_logging, register_secret
-from monitor.runtime import Runtime, wait_for_signal
+from monitor.runtime import Loader, Runtime, file_loader, wait_for_signal
 from monitor.selfmetrics import create_self_metrics
-from monitor.sharding import Shard, resolve_shard
 from monitor.state import StateError
 from monitor.store import Store
 
@@ -90,12 +88,13 @@ def _load(path: Path) -> tuple[Settings, str, str | None]:
     return settings, token, app_secret
 
 
-async def _run(settings: Settings, token: str, app_secret: str | None, shard: Shard) -> None:
-    verify_token = resolve_webhook_verify_token(settings)
-    register_secret(verify_token)
-    async with Runtime(settings, access_token=token, app_secret=app_secret,
-                       webhook_verify_token=verify_token, shard=shard):
-        await wait_for_signal()
+async def _run(loader: Loader) -> None:
+    loaded = loader()
+    async with Runtime(loaded.settings, access_token=loaded.access_token,
+                       app_secret=loaded.app_secret,
+                       webhook_verify_token=loaded.webhook_verify_token, shard=loaded.shard,
+                       loader=loader) as runtime:
+        await wait_for_signal(on_hangup=runtime.reload)
 
 
 async def _check(settings: Settings, token: str, app_secret: str | None, fmt: str) -> int:
@@ -189,11 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            settings, token, app_secret = _load(args.config)
-            shard = resolve_shard(settings.sharding, shard=args.shard,
-                                  total_shards=args.total_shards)
+            loader = file_loader(args.config, shard=args.shard, total_shards=args.total_shards)
+            settings = loader().settings  # fail fast, before logging is set up
             configure_logging(level=settings.logging.level, fmt=settings.logging.format)
-            asyncio.run(_run(settings, token, app_secret, shard))
+            asyncio.run(_run(loader))
             return 0
         if args.command == "check":
             settings, token, app_secret = _load(args.config)

@@ -86,9 +86,6 @@ class Monitor:
         clock: Clock = time.time,
         shard: Shard | None = None,
     ) -> None:
-        self.settings = settings
-        self.shard = shard or Shard()
-        self.businesses = [b for b in settings.businesses if self.shard.owns(b.id)]
         self.client = client
         self.store = store
         self.metrics = metrics
@@ -100,12 +97,22 @@ class Monitor:
         self.started = False
         self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
         self.on_verified: list[Callable[[str, bool | None], None]] = []
-        metrics.scan_interval.set(settings.schedule.scan_interval)
-        metrics.businesses.set(len(self.businesses))
-        metrics.shard_ordinal.clear()
-        metrics.shard_ordinal.labels(shard_ordinal=str(self.shard.ordinal)).set(
-            self.shard.ordinal)
-        metrics.total_shards.set(self.shard.total)
+        self._was_ready = False
+        self.configure(settings, shard or Shard())
+
+    def configure(self, settings: Settings, shard: Shard,
+                  client: GraphClient | None = None) -> None:
+        """Take a (new) configuration; jobs are reconciled by the scheduler afterwards."""
+        self.settings = settings
+        self.shard = shard
+        if client is not None:
+            self.client = client
+        self.businesses = [b for b in settings.businesses if shard.owns(b.id)]
+        self.metrics.scan_interval.set(settings.schedule.scan_interval)
+        self.metrics.businesses.set(len(self.businesses))
+        self.metrics.shard_ordinal.clear()
+        self.metrics.shard_ordinal.labels(shard_ordinal=str(shard.ordinal)).set(shard.ordinal)
+        self.metrics.total_shards.set(shard.total)
 
     # --- configuration -------------------------------------------------------------------
     def configured_targets(self) -> list[Target]:
@@ -144,8 +151,12 @@ class Monitor:
 
     @property
     def ready(self) -> bool:
-        return (self.started and self.store.ready
-                and self.discovered >= {b.id for b in self.discovery_businesses()})
+        """Ready once the first poll of everything finished; stays ready after that (a reload
+        that adds WABAs must not take the pod out of its Service)."""
+        if not self._was_ready:
+            self._was_ready = (self.started and self.store.ready and
+                               self.discovered >= {b.id for b in self.discovery_businesses()})
+        return self._was_ready
 
     # --- what webhooks and the business node teach us -----------------------------------
     def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:

@@ -11,7 +11,10 @@ import contextlib
 import dataclasses
 import signal
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 
 import aiohttp
@@ -20,7 +23,14 @@ from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
-from monitor.config import Settings
+from monitor.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_access_token,
+    resolve_app_secret,
+    resolve_webhook_verify_token,
+)
 from monitor.daemon import Monitor, build_client
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret
@@ -28,7 +38,7 @@ from monitor.model import BusinessState
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
 from monitor.sharding import Shard, resolve_shard
-from monitor.state import StateDB, StateWriter
+from monitor.state import StateDB, StateError, StateWriter
 from monitor.store import Store, Transition
 from monitor.token import check_token
 from monitor.web import build_app
@@ -40,6 +50,44 @@ from monitor.webhooks import (
 )
 
 FLUSH_INTERVAL = 1.0
+# Keys read only at start: a reload that changes them says a restart is needed.
+RESTART_KEYS = (("server", "listen"), ("state", "directory"), ("webhooks", "path"),
+                ("webhooks", "max_body_bytes"))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Everything one configuration load yields: settings, secrets and the shard."""
+
+    settings: Settings
+    access_token: str
+    app_secret: str | None
+    webhook_verify_token: str | None
+    shard: Shard
+
+
+Loader = Callable[[], LoadedConfig]
+
+
+def file_loader(path: Path, *, shard: str | None = None, total_shards: int | None = None,
+                environ: Mapping[str, str] | None = None) -> Loader:
+    """Load from a file and the environment, the same way at start and at every reload."""
+
+    def load() -> LoadedConfig:
+        settings = load_settings(path, environ)
+        loaded = LoadedConfig(
+            settings=settings,
+            access_token=resolve_access_token(settings, environ),
+            app_secret=resolve_app_secret(settings, environ),
+            webhook_verify_token=resolve_webhook_verify_token(settings, environ),
+            shard=resolve_shard(settings.sharding, shard=shard, total_shards=total_shards,
+                                environ=environ),
+        )
+        for secret in (loaded.access_token, loaded.app_secret, loaded.webhook_verify_token):
+            register_secret(secret)
+        return loaded
+
+    return load
 
 
 class WebhookBridge:
@@ -92,8 +140,12 @@ class Runtime:
         host: str | None = None,
         port: int | None = None,
         shard: Shard | None = None,
+        loader: Loader | None = None,
     ) -> None:
         self.settings = settings
+        self._loader = loader
+        self._reload_lock = asyncio.Lock()
+        self._update_webhooks: Callable[[WebhookConfig], None] | None = None
         self.shard = shard if shard is not None else resolve_shard(settings.sharding)
         self._token = access_token
         self._app_secret = app_secret
@@ -128,7 +180,8 @@ class Runtime:
         self.monitor = Monitor(self.settings, client, self.store, self.metrics, shard=self.shard)
         self._open_state(self.monitor)
         self.jobs = Jobs(self.monitor)
-        app = build_app(self.monitor, transitions=self._transitions if self.db else None)
+        app = build_app(self.monitor, transitions=self._transitions if self.db else None,
+                        reload=self.reload)
         self._add_webhooks(app, self.monitor, self.jobs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -139,23 +192,77 @@ class Runtime:
             self.port = int(sockets[0][1])
         self.jobs.start()
         self._schedule_token_checks(client)
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_timestamp.set(time.time())
         log.info("started", version=__version__, listen=f"{self.host}:{self.port}",
                  shard=self.shard.ordinal, total_shards=self.shard.total,
                  businesses=len(self.settings.businesses),
                  scan_interval_seconds=self.settings.schedule.scan_interval)
 
-    def _add_webhooks(self, app: web.Application, monitor: Monitor, jobs: Jobs) -> None:
+    async def reload(self) -> tuple[bool, str]:
+        """Load the configuration again and apply it whole, or keep the running one.
+
+        Returns (applied, message). Nothing changes unless the new file is valid.
+        """
+        async with self._reload_lock:
+            if self._loader is None:
+                return False, "no configuration file to reload from"
+            try:
+                loaded = await asyncio.to_thread(self._loader)
+            except (ConfigError, StateError) as err:
+                self.metrics.reload_ok.set(0)
+                log.error("config_reload_rejected", problems=str(err),
+                          action="keeping the running configuration")
+                return False, str(err)
+            self._apply(loaded)
+            self.metrics.reload_ok.set(1)
+            self.metrics.reload_timestamp.set(time.time())
+            log.info("config_reloaded", businesses=len(loaded.settings.businesses),
+                     shard=loaded.shard.ordinal, total_shards=loaded.shard.total)
+            return True, "configuration reloaded"
+
+    def _apply(self, loaded: LoadedConfig) -> None:
+        assert self.monitor is not None and self.jobs is not None and self._session is not None
+        old, new = self.settings, loaded.settings
+        for section, key in RESTART_KEYS:
+            if getattr(getattr(old, section), key) != getattr(getattr(new, section), key):
+                log.warning("config_change_needs_restart", key=f"{section}.{key}")
+        client = None
+        if (new.graph != old.graph or loaded.access_token != self._token
+                or loaded.app_secret != self._app_secret):
+            client = build_client(new, self._session, self.metrics,
+                                  access_token=loaded.access_token,
+                                  app_secret=loaded.app_secret)
+        self.settings = new
+        self._token, self._app_secret = loaded.access_token, loaded.app_secret
+        self._verify_token = loaded.webhook_verify_token
+        self.shard = loaded.shard
+        self.monitor.configure(new, loaded.shard, client)
+        self.jobs.reconcile(
+            interval_changed=new.schedule.scan_interval != old.schedule.scan_interval
+            or new.schedule.jitter != old.schedule.jitter)
+        if self._update_webhooks is not None:
+            self._update_webhooks(self._webhook_config())
+        self._schedule_token_checks(self.monitor.client)
+
+    def _webhook_config(self) -> WebhookConfig:
         settings = self.settings.webhooks
-        config = WebhookConfig(path=settings.path, verify_token=self._verify_token,
-                               app_secret=self._app_secret,
-                               max_body_bytes=settings.max_body_bytes)
-        add_webhook_routes(app, config, WebhookBridge(monitor, jobs),
-                           create_webhook_metrics(self.metrics.registry))
+        return WebhookConfig(path=settings.path, verify_token=self._verify_token,
+                             app_secret=self._app_secret, max_body_bytes=settings.max_body_bytes)
+
+    def _add_webhooks(self, app: web.Application, monitor: Monitor, jobs: Jobs) -> None:
+        config = self._webhook_config()
+        self._update_webhooks = add_webhook_routes(
+            app, config, WebhookBridge(monitor, jobs),
+            create_webhook_metrics(self.metrics.registry))
         for warning in startup_warnings(config):
             log.warning("webhooks_misconfigured", problem=warning)
 
     def _schedule_token_checks(self, client: GraphClient) -> None:
         app_id = self.settings.graph.app_id
+        assert self.jobs is not None
+        if self.jobs.scheduler.get_job("token") is not None:
+            self.jobs.scheduler.remove_job("token")
         if app_id is None or self._app_secret is None:
             log.info("token_check_disabled", reason="graph.app_id and the app secret are "
                      "needed to read the token's expiry from /debug_token")
@@ -239,14 +346,26 @@ class Runtime:
         await self.stop()
 
 
-async def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT; both mean a clean shutdown."""
+async def wait_for_signal(on_hangup: Callable[[], Awaitable[object]] | None = None) -> None:
+    """Block until SIGTERM or SIGINT (a clean shutdown); SIGHUP calls ``on_hangup``."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    pending: set[asyncio.Task[object]] = set()
+
+    def hangup() -> None:
+        if on_hangup is not None:
+            task: asyncio.Task[object] = asyncio.ensure_future(on_hangup())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    signals = [signal.SIGTERM, signal.SIGINT]
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
+    if on_hangup is not None:
+        signals.append(signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)

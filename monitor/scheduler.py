@@ -37,6 +37,13 @@ class Jobs:
             if target.waba_id not in configured:
                 self._unconfirmed.add(target.waba_id)
                 self.add_waba(target)
+        self._schedule_businesses()
+        self.scheduler.start()
+
+    def _schedule_businesses(self) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("business:"):
+                job.remove()
         for business in self.monitor.settings.businesses:
             if business.wabas is not None and not self.monitor.shard.owns(business.id):
                 continue
@@ -51,14 +58,47 @@ class Jobs:
                 misfire_grace_time=None,
                 replace_existing=True,
             )
-        self.scheduler.start()
+
+    def _trigger(self) -> IntervalTrigger:
+        schedule = self.monitor.settings.schedule
+        return IntervalTrigger(seconds=schedule.scan_interval,
+                               jitter=schedule.scan_interval * schedule.jitter or None)
+
+    def reconcile(self, *, interval_changed: bool) -> None:
+        """Bring jobs and store in line with a new configuration, in one pass on the loop.
+
+        Added businesses and WABAs start polling now; removed ones stop and their series go.
+        """
+        monitor = self.monitor
+        monitor.register_businesses()
+        desired = {t.waba_id: t for t in monitor.configured_targets()}
+        discovering = {b.id for b in monitor.discovery_businesses()}
+        self._discovered_by = {b: w for b, w in self._discovered_by.items() if b in discovering}
+        discovered = set().union(*self._discovered_by.values()) if self._discovered_by else set()
+        for waba_id, target in list(self._waba_jobs.items()):
+            keep = waba_id in desired or (
+                waba_id in discovered and monitor.shard.owns(target.business_id))
+            if not keep:
+                log.info("waba_removed", business_id=target.business_id, waba_id=waba_id,
+                         reason="configuration reloaded")
+                self.remove_waba(waba_id)
+        for target in desired.values():
+            self.add_waba(target)
+        if interval_changed:
+            for waba_id in self._waba_jobs:
+                self.scheduler.reschedule_job(f"waba:{waba_id}", trigger=self._trigger())
+        self._schedule_businesses()
+        owned = {b.id for b in monitor.businesses}
+        for business in monitor.store.businesses():
+            if business.business_id not in owned and not monitor.store.business_wabas(
+                    business.business_id):
+                monitor.store.remove_business(business.business_id)
 
     def shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
     def add_waba(self, target: Target) -> None:
-        schedule = self.monitor.settings.schedule
         self.monitor.ensure_waba(target)
         if target.waba_id in self._waba_jobs:
             if self._waba_jobs[target.waba_id] == target:
@@ -67,8 +107,7 @@ class Jobs:
         self._waba_jobs[target.waba_id] = target
         self.scheduler.add_job(
             self.monitor.poll_waba,
-            IntervalTrigger(seconds=schedule.scan_interval,
-                            jitter=schedule.scan_interval * schedule.jitter or None),
+            self._trigger(),
             args=[target],
             id=f"waba:{target.waba_id}",
             max_instances=1,

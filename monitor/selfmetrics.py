@@ -72,6 +72,8 @@ class SelfMetrics:
     token_last_check: Gauge
     shard_ordinal: Gauge
     total_shards: Gauge
+    reload_ok: Gauge
+    reload_timestamp: Gauge
 
 
 def create_self_metrics(
@@ -195,6 +197,17 @@ def create_self_metrics(
         total_shards=Gauge(
             "whatsapp_monitor_total_shards",
             "How many shards the businesses are spread over.",
+            registry=registry,
+        ),
+        reload_ok=Gauge(
+            "whatsapp_monitor_config_last_reload_successful",
+            "1 if the last configuration load (start or reload) succeeded; 0 means a reload "
+            "was rejected and the previous configuration is still running.",
+            registry=registry,
+        ),
+        reload_timestamp=Gauge(
+            "whatsapp_monitor_config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded.",
             registry=registry,
         ),
     )

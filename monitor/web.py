@@ -26,6 +26,8 @@ from monitor.store import Transition
 MONITOR_KEY = web.AppKey("monitor", Monitor)
 TransitionSource = Callable[[float, int], Awaitable[list[Transition]]]
 TRANSITIONS_KEY: web.AppKey[TransitionSource] = web.AppKey("transitions")
+Reloader = Callable[[], Awaitable[tuple[bool, str]]]
+RELOAD_KEY: web.AppKey[Reloader] = web.AppKey("reload")
 MAX_TRANSITIONS = 10_000
 # prometheus_client's OpenMetrics module is untyped; pin the signature we rely on.
 _generate_openmetrics: Callable[[CollectorRegistry], bytes] = om_exposition.generate_latest
@@ -221,11 +223,23 @@ def memory_transitions(monitor: Monitor) -> TransitionSource:
     return source
 
 
-def build_app(monitor: Monitor, *, transitions: TransitionSource | None = None
-              ) -> web.Application:
+async def reload_handler(request: web.Request) -> web.Response:
+    if RELOAD_KEY not in request.app:
+        return _json_error(404, "this server has no configuration file to reload")
+    applied, message = await request.app[RELOAD_KEY]()
+    if applied:
+        return web.json_response({"status": "success", "message": message})
+    return _json_error(400, message)
+
+
+def build_app(monitor: Monitor, *, transitions: TransitionSource | None = None,
+              reload: Reloader | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[MONITOR_KEY] = monitor
     app[TRANSITIONS_KEY] = transitions or memory_transitions(monitor)
+    if reload is not None:
+        app[RELOAD_KEY] = reload
+    app.router.add_post("/-/reload", reload_handler)
     app.router.add_get("/api/v1/transitions", transitions_handler)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/", index_handler)

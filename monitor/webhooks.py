@@ -22,6 +22,7 @@ the 200 is sent: a notification is acknowledged only once it has been applied.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -431,9 +432,9 @@ def _known_events(field: str) -> frozenset[str]:
     return ACCOUNT_ALERT_TYPES if field == ALERTS_FIELD else _REPOLL_RULES[field].known
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Receiver:
-    config: WebhookConfig
+    config: WebhookConfig  # replaced whole on a configuration reload
     sink: WebhookSink
     metrics: WebhookMetrics
     recent: _Lru
@@ -676,8 +677,12 @@ def add_webhook_routes(
     *,
     clock: Callable[[], float] = time.time,
     dedupe_capacity: int = DEDUPE_CAPACITY,
-) -> None:
-    """Add ``GET``/``POST config.path``; registers both secrets for log redaction."""
+) -> Callable[[WebhookConfig], None]:
+    """Add ``GET``/``POST config.path``; registers both secrets for log redaction.
+
+    Returns a function that swaps in new secrets and limits on a reload (the path is fixed
+    for the life of the server).
+    """
     if not config.path.startswith("/"):
         raise ValueError(f"webhook path must start with '/', got {config.path!r}")
     if config.max_body_bytes < 1:
@@ -687,3 +692,10 @@ def add_webhook_routes(
     receiver = _Receiver(config, sink, metrics, _Lru(dedupe_capacity), clock)
     app.router.add_get(config.path, receiver.verify)
     app.router.add_post(config.path, receiver.receive)
+
+    def update(new: WebhookConfig) -> None:
+        register_secret(new.verify_token)
+        register_secret(new.app_secret)
+        receiver.config = dataclasses.replace(new, path=config.path)
+
+    return update
