@@ -406,6 +406,12 @@ class ServerSettings(BaseModel):
         description="host:port to listen on; IPv6 as [::]:9877; port 0 picks a free port.",
     )
 
+    web_config_file: _FilePath | None = Field(
+        None,
+        description="TLS and basic-auth/bearer protection, in Prometheus exporter-toolkit "
+        "web.yml format (plus bearer_tokens: SHA-256 digests).",
+    )
+
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:

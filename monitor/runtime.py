@@ -42,6 +42,14 @@ from monitor.state import StateDB, StateError, StateWriter
 from monitor.store import Store, Transition
 from monitor.token import check_token
 from monitor.web import build_app
+from monitor.webconfig import (
+    OPEN_PATHS,
+    Authenticator,
+    WebConfig,
+    auth_middleware,
+    load_web_config,
+    ssl_context,
+)
 from monitor.webhooks import (
     WebhookConfig,
     add_webhook_routes,
@@ -52,7 +60,7 @@ from monitor.webhooks import (
 FLUSH_INTERVAL = 1.0
 # Keys read only at start: a reload that changes them says a restart is needed.
 RESTART_KEYS = (("server", "listen"), ("state", "directory"), ("webhooks", "path"),
-                ("webhooks", "max_body_bytes"))
+                ("webhooks", "max_body_bytes"), ("server", "web_config_file"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +154,9 @@ class Runtime:
         self._loader = loader
         self._reload_lock = asyncio.Lock()
         self._update_webhooks: Callable[[WebhookConfig], None] | None = None
+        self.web_config = (load_web_config(settings.server.web_config_file)
+                           if settings.server.web_config_file else WebConfig())
+        self._auth = Authenticator(self.web_config)
         self.shard = shard if shard is not None else resolve_shard(settings.sharding)
         self._token = access_token
         self._app_secret = app_secret
@@ -167,7 +178,8 @@ class Runtime:
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.web_config.tls else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
         graph = self.settings.graph
@@ -183,9 +195,13 @@ class Runtime:
         app = build_app(self.monitor, transitions=self._transitions if self.db else None,
                         reload=self.reload)
         self._add_webhooks(app, self.monitor, self.jobs)
+        app.middlewares.append(auth_middleware(
+            self._auth, OPEN_PATHS | {self.settings.webhooks.path}))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        context = ssl_context(self.web_config.tls) if self.web_config.tls else None
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                           ssl_context=context)
         await site.start()
         sockets = [s for s in (self._runner.addresses or [])]
         if sockets and self.port == 0:
@@ -209,12 +225,16 @@ class Runtime:
                 return False, "no configuration file to reload from"
             try:
                 loaded = await asyncio.to_thread(self._loader)
+                path = loaded.settings.server.web_config_file
+                web_config = await asyncio.to_thread(load_web_config, path) if path else None
             except (ConfigError, StateError) as err:
                 self.metrics.reload_ok.set(0)
                 log.error("config_reload_rejected", problems=str(err),
                           action="keeping the running configuration")
                 return False, str(err)
             self._apply(loaded)
+            if web_config is not None:
+                self._auth.replace(web_config)  # users and tokens; TLS needs a restart
             self.metrics.reload_ok.set(1)
             self.metrics.reload_timestamp.set(time.time())
             log.info("config_reloaded", businesses=len(loaded.settings.businesses),
