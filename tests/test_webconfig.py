@@ -113,7 +113,7 @@ def make_cert(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_tls_serves_https_only(tmp_path: Path) -> None:
-    cert, key = make_cert(tmp_path)
+    cert, _key = make_cert(tmp_path)
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": "cert.pem",
                                                           "key_file": "key.pem"}}))
