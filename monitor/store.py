@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.exposition import Fragment, RenderedBody, render_body, render_business, render_waba
+from monitor.exposition import (
+    Fragment,
+    RenderedBody,
+    compress_fragment,
+    render_body,
+    render_business,
+    render_waba,
+)
 from monitor.model import BusinessState, PhoneNumber, WabaState
 
 log = structlog.get_logger("monitor.store")
@@ -140,7 +147,7 @@ class Store:
     def put_waba(self, state: WabaState, *, at: float | None = None) -> list[Transition]:
         old = self._wabas.get(state.waba_id)
         self._index(state, old)
-        self._waba_fragments[state.waba_id] = render_waba(state)
+        self._waba_fragments[state.waba_id] = compress_fragment(render_waba(state))
         if old is not None and old.business_id != state.business_id:
             self._rerender_business(old.business_id)
         self._rerender_business(state.business_id)
@@ -167,16 +174,16 @@ class Store:
     def load(self, businesses: Iterable[BusinessState], wabas: Iterable[WabaState]) -> None:
         for waba in wabas:
             self._index(waba, self._wabas.get(waba.waba_id))
-            self._waba_fragments[waba.waba_id] = render_waba(waba)
+            self._waba_fragments[waba.waba_id] = compress_fragment(render_waba(waba))
         for business in businesses:
             self.put_business(business)
 
     def _rerender_business(self, business_id: str) -> None:
         business = self._businesses.get(business_id)
         if business is not None:
-            self._business_fragments[business_id] = render_business(
+            self._business_fragments[business_id] = compress_fragment(render_business(
                 business, (self._wabas[k] for k in self._by_business.get(business_id, ()))
-            )
+            ))
         self._version += 1
 
     def _index(self, state: WabaState, old: WabaState | None) -> None:

@@ -63,21 +63,21 @@ async def metrics_handler(request: web.Request) -> web.Response:
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
     registry = monitor.metrics.registry
     if openmetrics:
-        data, data_gz = body.openmetrics, body.openmetrics_gzip
+        data_gz = body.openmetrics_gzip
         tail = _generate_openmetrics(registry)
         content_type = OPENMETRICS_TYPE
     else:
-        data, data_gz = body.text, body.text_gzip
+        data_gz = body.text_gzip
         tail = text_exposition.generate_latest(registry)
         content_type = TEXT_TYPE
     headers = {"Content-Type": content_type, "Cache-Control": "no-store"}
     if accepts_gzip(request.headers.get("Accept-Encoding", "")):
-        # Two gzip members back to back form one valid gzip stream (RFC 1952 §2.2), so the
-        # large part is compressed once per snapshot, not per scrape.
+        # Gzip members back to back form one valid gzip stream (RFC 1952 §2.2): the data was
+        # compressed piece by piece when polls finished; only the small tail is new.
         headers["Content-Encoding"] = "gzip"
         payload = data_gz + gzip.compress(tail, compresslevel=1, mtime=0)
     else:
-        payload = data + tail
+        payload = gzip.decompress(data_gz) + tail
     return web.Response(body=payload, headers=headers)
 
 

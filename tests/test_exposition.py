@@ -1,7 +1,5 @@
 """Rendering: StateSets, absent fields, escaping, and both exposition formats parse."""
 
-import gzip
-
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -89,11 +87,22 @@ def test_openmetrics_counters_and_parse() -> None:
     assert "whatsapp_phone_number_status" in families
 
 
-def test_precompressed_body_matches_plain() -> None:
-    body = store_with(parse_phone_number({"id": "3", "status": "CONNECTED"})).body()
-    assert gzip.decompress(body.text_gzip) == body.text
-    assert gzip.decompress(body.openmetrics_gzip + gzip.compress(b"tail")) == (
-        body.openmetrics + b"tail")
+def test_body_is_one_gzip_stream_of_many_members() -> None:
+    store = Store()
+    store.put_business(BusinessState(business_id="1"))
+    for waba in ("2", "3"):
+        store.put_waba(WabaState("1", waba, numbers=(parse_phone_number(
+            {"id": waba + "0", "status": "CONNECTED"}),), up=True, polled=True))
+    body = store.body()
+    assert body.text_gzip.count(b"\x1f\x8b\x08") > 10  # many members, one stream
+    text = body.text.decode()
+    # Each family's header appears once, with both WABAs' samples grouped under it.
+    assert text.count("# TYPE whatsapp_phone_number_status gauge") == 1
+    status_lines = [line for line in text.splitlines()
+                    if line.startswith("whatsapp_phone_number_status{")]
+    assert len(status_lines) == 2 * 11
+    families = [f.name for f in text_string_to_metric_families(text)]
+    assert len(families) == len(set(families))
 
 
 def test_body_is_rendered_once_per_version() -> None:
