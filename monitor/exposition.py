@@ -195,6 +195,11 @@ def _number_lines(state: WabaState, n: PhoneNumber) -> dict[str, list[str]]:
 
 def render_waba(state: WabaState) -> dict[str, bytes]:
     """All sample lines of one WABA, grouped by family."""
+    return {**render_numbers(state), **render_waba_health(state)}
+
+
+def render_numbers(state: WabaState) -> dict[str, bytes]:
+    """The phone-number families of one WABA: unchanged between polls when nothing changed."""
     grouped: dict[str, list[str]] = {}
     changed_name = "whatsapp_phone_number_status_last_change_timestamp_seconds"
     for number in state.numbers:
@@ -206,6 +211,12 @@ def render_waba(state: WabaState) -> dict[str, bytes]:
                               ("phone_number_id", number.id)))
             grouped.setdefault(changed_name, []).append(
                 f"{changed_name}{{{labels}}} {format_value(changed)}\n")
+    return {name: "".join(lines).encode() for name, lines in grouped.items()}
+
+
+def render_waba_health(state: WabaState) -> dict[str, bytes]:
+    """The monitor's own per-WABA families: these change with every poll."""
+    grouped: dict[str, list[str]] = {}
     base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id)))
 
     def add(name: str, value: float) -> None:

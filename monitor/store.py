@@ -8,7 +8,7 @@ per change; the scrape handler only joins cached bytes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -19,11 +19,26 @@ from monitor.exposition import (
     compress_fragment,
     render_body,
     render_business,
-    render_waba,
+    render_numbers,
+    render_waba_health,
 )
 from monitor.model import BusinessState, PhoneNumber, WabaState
 
 log = structlog.get_logger("monitor.store")
+
+
+@dataclass(frozen=True, slots=True)
+class _NumberPart:
+    """A WABA's phone-number series, compressed, with what they were rendered from."""
+
+    business_id: str
+    numbers: tuple[PhoneNumber, ...]
+    status_changed_at: Mapping[str, float]
+    members: Mapping[str, bytes]
+
+    def fits(self, state: WabaState) -> bool:
+        return (self.business_id == state.business_id and self.numbers == state.numbers
+                and self.status_changed_at == state.status_changed_at)
 
 TRACKED_FIELDS = (
     "status",
@@ -82,6 +97,7 @@ class Store:
         self._businesses: dict[str, BusinessState] = {}
         self._by_business: dict[str, set[str]] = {}
         self._waba_fragments: dict[str, Fragment] = {}
+        self._number_parts: dict[str, _NumberPart] = {}
         self._business_fragments: dict[str, Fragment] = {}
         self._version = 0
         self._body: RenderedBody | None = None
@@ -147,7 +163,7 @@ class Store:
     def put_waba(self, state: WabaState, *, at: float | None = None) -> list[Transition]:
         old = self._wabas.get(state.waba_id)
         self._index(state, old)
-        self._waba_fragments[state.waba_id] = compress_fragment(render_waba(state))
+        self._waba_fragments[state.waba_id] = self._render(state)
         if old is not None and old.business_id != state.business_id:
             self._rerender_business(old.business_id)
         self._rerender_business(state.business_id)
@@ -164,6 +180,7 @@ class Store:
     def remove_waba(self, waba_id: str) -> None:
         old = self._wabas.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
+        self._number_parts.pop(waba_id, None)
         if old is not None:
             self._by_business.get(old.business_id, set()).discard(waba_id)
             self._rerender_business(old.business_id)
@@ -174,9 +191,19 @@ class Store:
     def load(self, businesses: Iterable[BusinessState], wabas: Iterable[WabaState]) -> None:
         for waba in wabas:
             self._index(waba, self._wabas.get(waba.waba_id))
-            self._waba_fragments[waba.waba_id] = compress_fragment(render_waba(waba))
+            self._waba_fragments[waba.waba_id] = self._render(waba)
         for business in businesses:
             self.put_business(business)
+
+    def _render(self, state: WabaState) -> Fragment:
+        """Compressed series of a WABA; the number part is reused when nothing changed,
+        which is the usual poll, so a steady fleet costs little CPU per poll."""
+        part = self._number_parts.get(state.waba_id)
+        if part is None or not part.fits(state):
+            part = _NumberPart(state.business_id, state.numbers, state.status_changed_at,
+                               compress_fragment(render_numbers(state)))
+            self._number_parts[state.waba_id] = part
+        return {**part.members, **compress_fragment(render_waba_health(state))}
 
     def _rerender_business(self, business_id: str) -> None:
         business = self._businesses.get(business_id)
