@@ -710,11 +710,20 @@ def _config_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+# Kubernetes injects <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_9877_TCP_ADDR and friends for
+# every Service in the namespace; a Service named waba-monitor-state must not stop the daemon.
+_SERVICE_LINK = re.compile(
+    r"_(service_host|service_port(_[a-z0-9_]+)?|port(_\d+_(tcp|udp|sctp)(_(proto|port|addr))?)?)$"
+)
+
+
 def _check_env_names(config_env: Mapping[str, str]) -> list[str]:
     """Catch override variables that pydantic-settings would silently ignore."""
     problems: list[str] = []
     for name in sorted(config_env):
         rest = name[len(ENV_PREFIX) :]
+        if ENV_NESTED_DELIMITER not in rest and _SERVICE_LINK.search(rest):
+            continue
         shown = name.upper()
         if ENV_NESTED_DELIMITER in rest:
             section, _, key = rest.partition(ENV_NESTED_DELIMITER)

@@ -50,6 +50,7 @@ from monitor.webconfig import (
     load_web_config,
     ssl_context,
 )
+from monitor.webconfig import startup_warnings as web_startup_warnings
 from monitor.webhooks import (
     WebhookConfig,
     add_webhook_routes,
@@ -157,6 +158,8 @@ class Runtime:
         self.web_config = (load_web_config(settings.server.web_config_file)
                            if settings.server.web_config_file else WebConfig())
         self._auth = Authenticator(self.web_config)
+        for warning in web_startup_warnings(self.web_config):
+            log.warning("web_config_warning", problem=warning)
         self.shard = shard if shard is not None else resolve_shard(settings.sharding)
         self._token = access_token
         self._app_secret = app_secret

@@ -83,8 +83,7 @@ def load_web_config(path: Path) -> WebConfig:
     tls = _parse_tls(path, raw.get("tls_server_config"), problems)
     users: dict[str, bytes] = {}
     for name, hashed in (raw.get("basic_auth_users") or {}).items():
-        if not isinstance(name, str) or not isinstance(hashed, str) or not hashed.startswith(
-                ("$2a$", "$2b$", "$2y$")):
+        if not isinstance(name, str) or not isinstance(hashed, str) or not _is_bcrypt(hashed):
             problems.append(f"{path}: basic_auth_users.{name}: must be a bcrypt hash ($2y$...)")
             continue
         users[name] = hashed.encode()
@@ -98,6 +97,25 @@ def load_web_config(path: Path) -> WebConfig:
     if problems:
         raise ConfigError(problems)
     return WebConfig(tls=tls, basic_auth_users=users, bearer_token_sha256=frozenset(tokens))
+
+
+def _is_bcrypt(hashed: str) -> bool:
+    if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        return False
+    try:
+        bcrypt.checkpw(b"", hashed.encode())  # a malformed salt raises here, not per request
+    except ValueError:
+        return False
+    return True
+
+
+def startup_warnings(config: WebConfig) -> list[str]:
+    if config.tls is not None and config.tls.client_auth_type in (
+            "RequireAnyClientCert", "RequireAndVerifyClientCert"):
+        return [f"{KEY}: client_auth_type {config.tls.client_auth_type} is enforced in the TLS "
+                "handshake, before any path is known: Meta's webhooks and probes without a "
+                "client certificate will fail too"]
+    return []
 
 
 def _parse_tls(path: Path, raw: object, problems: list[str]) -> TLSConfig | None:
@@ -168,7 +186,7 @@ class Authenticator:
     async def _basic(self, credentials: str) -> bool:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, UnicodeDecodeError, ValueError):
             return False
         user, sep, password = decoded.partition(":")
         hashed = self.config.basic_auth_users.get(user)
@@ -178,7 +196,10 @@ class Authenticator:
         if cache_key in self._verified:
             self._verified.move_to_end(cache_key)
             return True
-        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
+        try:
+            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
+        except ValueError:  # checked at load; never let a bad hash become a 500
+            return False
         if ok:
             self._verified[cache_key] = None
             while len(self._verified) > _CACHE_SIZE:

@@ -747,3 +747,16 @@ def test_env_reference_lists_every_key_and_variable() -> None:
     for name in ("WABA_MONITOR_BUSINESSES", "WABA_MONITOR_ACCESS_TOKEN", "WABA_MONITOR_APP_SECRET"):
         assert f"`{name}`" in table
     assert "| graph.timeout | `WABA_MONITOR_GRAPH__TIMEOUT` | 15s |" in table
+
+
+def test_kubernetes_service_link_variables_are_not_config_keys(tmp_path: Path) -> None:
+    env = {
+        "WABA_MONITOR_STATE_SERVICE_HOST": "10.0.0.1",
+        "WABA_MONITOR_STATE_SERVICE_PORT_HTTP": "9877",
+        "WABA_MONITOR_STATE_PORT": "tcp://10.0.0.1:9877",
+        "WABA_MONITOR_STATE_PORT_9877_TCP_ADDR": "10.0.0.1",
+    }
+    assert load(tmp_path, MINIMAL, env).server.listen == "0.0.0.0:9877"
+    found = problems(tmp_path, MINIMAL, {"WABA_MONITOR_STATE_DIRECTORY": "/x"})
+    assert found == ("WABA_MONITOR_STATE_DIRECTORY: not a config variable; "
+                     "did you mean WABA_MONITOR_STATE__DIRECTORY?",)

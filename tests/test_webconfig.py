@@ -40,7 +40,7 @@ def basic(user: str, password: str) -> str:
 def test_bad_web_config_reports_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump({
-        "basic_auth_users": {"a": "plaintext"},
+        "basic_auth_users": {"a": "plaintext", "b": "$2y$10$tooshort"},
         "bearer_tokens": ["not-a-digest"],
         "tls_server_config": {"cert_file": "c.pem", "key_file": "k.pem",
                               "client_auth_type": "Whatever"},
@@ -49,7 +49,8 @@ def test_bad_web_config_reports_every_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_web_config(path)
     text = str(caught.value)
-    for needle in ("bogus: unknown key", "basic_auth_users.a", "bearer_tokens[0]",
+    for needle in ("bogus: unknown key", "basic_auth_users.a", "basic_auth_users.b",
+                   "bearer_tokens[0]",
                    "client_auth_type"):
         assert needle in text
     assert "plaintext" not in text
