@@ -476,6 +476,31 @@ class ShardingSettings(BaseModel):
         "(HOSTNAME, as a StatefulSet sets it).",
     )
     total_shards: _Int = Field(1, ge=1, le=10_000, description="How many replicas share work.")
+    peers: str | tuple[str, ...] | None = Field(
+        None,
+        description="Where the other shards listen, so a webhook that reached the wrong shard "
+        "is passed on: a URL template with {shard} (e.g. http://waba-monitor-{shard}."
+        "waba-monitor-shards:9877) or a list of URLs by ordinal.",
+    )
+
+    @field_validator("peers")
+    @classmethod
+    def _check_peers(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        urls = [value] if isinstance(value, str) else list(value or ())
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"peer URLs must start with http:// or https://, got {url!r}")
+        if isinstance(value, str) and "{shard}" not in value:
+            raise ValueError("a peer URL template must contain {shard}")
+        return value
+
+    def peer_url(self, ordinal: int) -> str | None:
+        """Base URL of shard ``ordinal``, or None when peers are not configured."""
+        if isinstance(self.peers, str):
+            return self.peers.replace("{shard}", str(ordinal)).rstrip("/")
+        if self.peers and ordinal < len(self.peers):
+            return self.peers[ordinal].rstrip("/")
+        return None
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> ShardingSettings:

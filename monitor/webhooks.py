@@ -432,6 +432,13 @@ def _known_events(field: str) -> frozenset[str]:
     return ACCOUNT_ALERT_TYPES if field == ALERTS_FIELD else _REPOLL_RULES[field].known
 
 
+# (raw body, signature header, WABA ids named in it): hands a verified notification to the
+# shards that may watch those WABAs. Forwarded requests carry FORWARDED_HEADER and are not
+# forwarded again.
+Forwarder = Callable[[bytes, str, frozenset[str]], None]
+FORWARDED_HEADER = "X-Waba-Monitor-Forwarded"
+
+
 @dataclass(slots=True)
 class _Receiver:
     config: WebhookConfig  # replaced whole on a configuration reload
@@ -439,6 +446,7 @@ class _Receiver:
     metrics: WebhookMetrics
     recent: _Lru
     clock: Callable[[], float]
+    forward: Forwarder | None = None
 
     # ---------------------------------------------------------------- GET handshake
 
@@ -502,6 +510,11 @@ class _Receiver:
             return self._reject(request, 400, "malformed", str(exc))
         self.metrics.requests.labels(result="ok").inc()
         self.metrics.last_event.set(self.clock())
+        if self.forward is not None and not request.headers.get(FORWARDED_HEADER):
+            try:
+                self.forward(body, header, frozenset(c.waba_id for c in changes))
+            except Exception:  # forwarding is best effort; the local result stands
+                log.exception("webhook_forward_failed")
         for change in changes:
             self._process(change)
         return _plain(200, b"OK\n")
@@ -677,6 +690,7 @@ def add_webhook_routes(
     *,
     clock: Callable[[], float] = time.time,
     dedupe_capacity: int = DEDUPE_CAPACITY,
+    forward: Forwarder | None = None,
 ) -> Callable[[WebhookConfig], None]:
     """Add ``GET``/``POST config.path``; registers both secrets for log redaction.
 
@@ -689,7 +703,7 @@ def add_webhook_routes(
         raise ValueError("max_body_bytes must be at least 1")
     register_secret(config.verify_token)
     register_secret(config.app_secret)
-    receiver = _Receiver(config, sink, metrics, _Lru(dedupe_capacity), clock)
+    receiver = _Receiver(config, sink, metrics, _Lru(dedupe_capacity), clock, forward)
     app.router.add_get(config.path, receiver.verify)
     app.router.add_post(config.path, receiver.receive)
 

@@ -358,7 +358,12 @@ def test_networkpolicy_covers_both_variants_and_the_port() -> None:
     for kind, workload in workloads().items():
         assert _selects(policy["podSelector"]["matchLabels"], pod_labels(workload)), kind
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    assert len(policy["ingress"]) == 2, "Prometheus and the ingress controller"
+    assert len(policy["ingress"]) == 3, "Prometheus, the ingress controller, the other shards"
+    peers = [rule for rule in policy["ingress"]
+             if any(_selects(peer.get("podSelector", {}).get("matchLabels", {}),
+                             pod_labels(workloads()["StatefulSet"]))
+                    and "namespaceSelector" not in peer for peer in rule["from"])]
+    assert peers, "shards must reach each other for forwarded webhooks"
     for rule in policy["ingress"]:
         for port in rule["ports"]:
             assert container_port(workloads()["Deployment"], port["port"]) == PORT

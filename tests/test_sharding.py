@@ -107,3 +107,66 @@ async def test_union_of_shards_equals_one_process(tmp_path: Path) -> None:
         holders = [i for i, s in enumerate(shards)
                    if any(dict(lab).get("waba_id") == waba for _, lab, _ in s)]
         assert holders == [shard_of(owner, total)]
+
+
+async def test_a_webhook_that_reaches_the_wrong_shard_is_passed_on(tmp_path: Path) -> None:
+    import json
+
+    from monitor.webhooks import sign
+    from tests.test_end_to_end import free_port
+
+    secret = "shard-app-secret-99"
+    scenario = small_fleet(numbers_per_waba=1, wabas=1, businesses=8)
+    world = World(scenario)
+    runner, sim_url = await start_simulator(world)
+    total = 2
+    ports = [free_port() for _ in range(total)]
+    runtimes = []
+    for ordinal in range(total):
+        (tmp_path / str(ordinal)).mkdir()
+        config = write_config(tmp_path / str(ordinal), {
+            "graph": {"base_url": sim_url},
+            "businesses": [{"id": b.id, "wabas": [b.wabas[0].id]} for b in scenario.businesses],
+            "server": {"listen": f"127.0.0.1:{ports[ordinal]}"},
+            "state": {"directory": None},
+            "sharding": {"shard": ordinal, "total_shards": total,
+                         "peers": [f"http://127.0.0.1:{p}" for p in ports]},
+        })
+        settings = load_settings(config, environ={})
+        runtimes.append(Runtime(settings, access_token=TOKEN, app_secret=secret))
+    business = scenario.businesses[0]
+    owner = shard_of(business.id, total)
+    other = 1 - owner
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{
+        "id": business.wabas[0].id, "time": 1, "changes": [{
+            "field": "business_capability_update",
+            "value": {"max_phone_numbers_per_business": 20}}]}]}).encode()
+    try:
+        for rt in runtimes:
+            await rt.start()
+        async with aiohttp.ClientSession() as session, session.post(
+                runtimes[other].url + "/webhooks/whatsapp", data=body,
+                headers={"X-Hub-Signature-256": sign(body, secret),
+                         "Content-Type": "application/json"}) as resp:
+            assert resp.status == 200
+        for _ in range(100):
+            learned = runtimes[owner].store.business(business.id)
+            if learned is not None and learned.learned_cap == 20:
+                break
+            await asyncio.sleep(0.05)
+        assert learned is not None and learned.learned_cap == 20
+        assert runtimes[other].store.business(business.id) is None
+        # A WABA nobody watches is passed on once, never bounced back and forth.
+        stray = body.replace(business.wabas[0].id.encode(), b"299999999999999")
+        async with aiohttp.ClientSession() as session, session.post(
+                runtimes[other].url + "/webhooks/whatsapp", data=stray,
+                headers={"X-Hub-Signature-256": sign(stray, secret)}) as resp:
+            assert resp.status == 200
+        await asyncio.sleep(0.5)
+        received = [rt.metrics.registry.get_sample_value(
+            "whatsapp_monitor_webhook_requests_total", {"result": "ok"}) for rt in runtimes]
+        assert received[other] == 2 and received[owner] == 2
+    finally:
+        for rt in runtimes:
+            await rt.stop()
+        await runner.cleanup()
