@@ -19,6 +19,7 @@ from prometheus_client.openmetrics import exposition as om_exposition
 
 from monitor import __version__
 from monitor.caps import resolve_cap
+from monitor.check import number_findings
 from monitor.daemon import Monitor
 from monitor.model import WabaState
 from monitor.store import Transition
@@ -101,7 +102,10 @@ def _ago(timestamp: float | None, now: float) -> str:
     return f"{max(0.0, now - timestamp):.0f}s ago"
 
 
-def _waba_rows(waba: WabaState, now: float) -> list[str]:
+FULL_PAGE_NUMBERS = 2_000  # above this, the page lists only numbers with a problem
+
+
+def _waba_rows(waba: WabaState, now: float, *, problems_only: bool = False) -> list[str]:
     up = "up" if waba.up else ("down" if waba.polled else "pending")
     rows = [
         f'<tr class="waba"><td colspan="9"><b>WABA {_cell(waba.waba_id)}</b> — '
@@ -111,6 +115,8 @@ def _waba_rows(waba: WabaState, now: float) -> list[str]:
         + "</td></tr>"
     ]
     for n in waba.numbers:
+        if problems_only and not number_findings(waba.business_id, waba.waba_id, n):
+            continue
         status_class = "ok" if n.status == "CONNECTED" else "bad"
         rows.append(
             "<tr>"
@@ -127,6 +133,7 @@ def _waba_rows(waba: WabaState, now: float) -> list[str]:
 def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
     store = monitor.store
     at = now()
+    problems_only = sum(len(w.numbers) for w in store.wabas()) > FULL_PAGE_NUMBERS
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>waba-monitor</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -139,6 +146,9 @@ def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
         "<p>Values come from background polls of the Graph API; this page and /metrics are "
         "served from memory.</p>",
     ]
+    if problems_only:
+        parts.append(f"<p>More than {FULL_PAGE_NUMBERS:,} numbers: only numbers with a "
+                     "problem are listed. /metrics and the check command have them all.</p>")
     for business in store.businesses():
         wabas = store.business_wabas(business.business_id)
         numbers = [n for w in wabas for n in w.numbers]
@@ -154,7 +164,7 @@ def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
             "<th>Can send</th></tr>"
         )
         for waba in wabas:
-            parts.extend(_waba_rows(waba, at))
+            parts.extend(_waba_rows(waba, at, problems_only=problems_only))
         parts.append("</table>")
     if not store.businesses():
         parts.append("<p>No business configured.</p>")

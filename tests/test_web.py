@@ -82,3 +82,25 @@ async def test_status_change_is_logged_as_its_own_event(
     }]
     polled = [e for e in logs if e["event"] == "waba_polled"]
     assert len(polled) == 1 and polled[0]["requests"] == 1 and "duration_seconds" in polled[0]
+
+
+def test_a_large_fleet_page_lists_only_numbers_with_a_problem(metrics: Any) -> None:
+    from monitor.model import BusinessState, PhoneNumber, WabaState
+    from monitor.store import Store
+    from monitor.web import FULL_PAGE_NUMBERS, landing_page
+
+    store = Store()
+    store.put_business(BusinessState("1", configured_cap=10_000))
+    numbers = tuple(PhoneNumber(id=f"9{i:06d}", status="CONNECTED", quality_rating="GREEN")
+                    for i in range(FULL_PAGE_NUMBERS))
+    bad = PhoneNumber(id="8000001", status="FLAGGED")
+    store.put_waba(WabaState("1", "2", numbers=(*numbers, bad), up=True, polled=True))
+
+    class FakeMonitor:
+        pass
+
+    monitor = FakeMonitor()
+    monitor.store = store  # type: ignore[attr-defined]
+    page = landing_page(monitor)  # type: ignore[arg-type]
+    assert "8000001" in page and "only numbers with a problem" in page
+    assert "9000000" not in page
