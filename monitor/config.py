@@ -271,6 +271,15 @@ class GraphSettings(BaseModel):
     per_number_fill: bool = Field(
         True, description="Read single numbers for fields the list edge did not return."
     )
+    budget_share: _Float = Field(
+        0.5, gt=0, le=1,
+        description="Share of each WABA's hourly Graph allowance (200, or 5,000 with a "
+        "registered number) the monitor may spend; polls slow down to stay under it.",
+    )
+    usage_slowdown_threshold: _Float = Field(
+        0.75, gt=0, le=1,
+        description="X-Business-Use-Case-Usage ratio above which a WABA is polled less often.",
+    )
 
     @field_validator("base_url")
     @classmethod

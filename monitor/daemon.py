@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
+from monitor.budget import pace
 from monitor.config import BusinessSettings, Settings
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
@@ -97,6 +98,7 @@ class Monitor:
         self.started = False
         self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
         self.on_verified: list[Callable[[str, bool | None], None]] = []
+        self.on_interval: list[Callable[[str, float], None]] = []
         self._was_ready = False
         self.configure(settings, shard or Shard())
 
@@ -227,6 +229,15 @@ class Monitor:
                                message=type(exc).__name__)
         duration = time.monotonic() - monotonic
         self.metrics.poll_duration.observe(duration)
+        usage = [u.max_ratio for (obj, _), u in accounting.usage.items()
+                 if obj == target.waba_id]
+        usage_ratio = max(usage) if usage else old.usage_ratio
+        graph = self.settings.graph
+        paced = pace(numbers=old.numbers if error is not None else numbers,
+                     calls_per_poll=accounting.request_count,
+                     scan_interval=self.settings.schedule.scan_interval,
+                     share=graph.budget_share, usage_ratio=usage_ratio,
+                     threshold=graph.usage_slowdown_threshold, previous_slowdown=old.slowdown)
         common = {
             "business_id": target.business_id,
             "waba_id": target.waba_id,
@@ -235,6 +246,10 @@ class Monitor:
             "last_duration": duration,
             "last_requests": accounting.request_count,
             "polls": old.polls + 1,
+            "usage_ratio": usage_ratio,
+            "allowance_per_hour": paced.allowance_per_hour,
+            "interval": paced.interval,
+            "slowdown": paced.slowdown,
         }
         if error is None:
             finished = self.clock()
@@ -258,6 +273,14 @@ class Monitor:
         if self.store.waba(target.waba_id) is None:
             return new  # removed while we polled (reload or discovery): do not resurrect
         self.store.put_waba(new)
+        if old.interval != paced.interval:
+            if paced.interval > self.settings.schedule.scan_interval:
+                log.info("waba_paced", business_id=target.business_id, waba_id=target.waba_id,
+                         interval_seconds=round(paced.interval, 1),
+                         allowance_per_hour=paced.allowance_per_hour,
+                         usage_ratio=usage_ratio, slowdown=paced.slowdown)
+            for listener in self.on_interval:
+                listener(target.waba_id, paced.interval)
         return new
 
     def targets(self) -> list[Target]:

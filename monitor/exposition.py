@@ -103,6 +103,17 @@ FAMILIES: tuple[Family, ...] = (
            "Phone numbers in the WABA at its last successful poll."),
     Family("whatsapp_monitor_waba_last_poll_requests", "gauge",
            "Graph API requests the last poll of the WABA made (retries included)."),
+    Family("whatsapp_monitor_waba_poll_interval_seconds", "gauge",
+           "Seconds between polls of the WABA: the scan interval, or longer to stay within its "
+           "Graph API budget."),
+    Family("whatsapp_monitor_waba_api_allowance_per_hour", "gauge",
+           "Meta's hourly Business Use Case allowance for the WABA as the monitor reckons it: "
+           "200, or 5,000 once it has a registered number."),
+    Family("whatsapp_monitor_waba_api_calls_per_hour", "gauge",
+           "Graph API calls an hour the monitor spends on the WABA at its current pace."),
+    Family("whatsapp_monitor_waba_api_budget_remaining_ratio", "gauge",
+           "1 minus the last X-Business-Use-Case-Usage reading for the WABA (0 = throttled); "
+           "absent until Meta sends one."),
     Family("whatsapp_monitor_waba_polls_total", "counter", "Polls of the WABA attempted."),
     Family("whatsapp_monitor_waba_poll_failures_total", "counter",
            "Polls of the WABA that failed."),
@@ -229,6 +240,14 @@ def render_waba_health(state: WabaState) -> dict[str, bytes]:
     if state.last_attempt is not None:
         add("whatsapp_monitor_waba_last_poll_timestamp_seconds", state.last_attempt)
         add("whatsapp_monitor_waba_last_poll_requests", state.last_requests)
+    if state.interval is not None:
+        add("whatsapp_monitor_waba_poll_interval_seconds", state.interval)
+        add("whatsapp_monitor_waba_api_calls_per_hour",
+            3600.0 * max(1, state.last_requests) / state.interval)
+    if state.allowance_per_hour is not None:
+        add("whatsapp_monitor_waba_api_allowance_per_hour", state.allowance_per_hour)
+    if state.usage_ratio is not None:
+        add("whatsapp_monitor_waba_api_budget_remaining_ratio", max(0.0, 1 - state.usage_ratio))
     add("whatsapp_monitor_waba_polls_total", state.polls)
     add("whatsapp_monitor_waba_poll_failures_total", state.failures)
     return {name: "".join(lines).encode() for name, lines in grouped.items()}

@@ -135,6 +135,11 @@ class WabaState:
     failures: int = 0
     # phone_number_id -> when its status last changed (first seen, for a new number)
     status_changed_at: Mapping[str, float] = field(default_factory=dict)
+    # Graph API budget of this WABA (see budget.py)
+    usage_ratio: float | None = None  # last X-Business-Use-Case-Usage reading for it
+    allowance_per_hour: int | None = None
+    interval: float | None = None  # seconds between its polls, as paced
+    slowdown: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ log = structlog.get_logger("monitor.scheduler")
 class Jobs:
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
+        monitor.on_interval.append(self._repace)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._waba_jobs: dict[str, Target] = {}
         self._discovered_by: dict[str, set[str]] = {}
@@ -59,10 +60,16 @@ class Jobs:
                 replace_existing=True,
             )
 
-    def _trigger(self) -> IntervalTrigger:
+    def _trigger(self, interval: float | None = None) -> IntervalTrigger:
         schedule = self.monitor.settings.schedule
-        return IntervalTrigger(seconds=schedule.scan_interval,
-                               jitter=schedule.scan_interval * schedule.jitter or None)
+        seconds = max(schedule.scan_interval, interval or 0.0)
+        return IntervalTrigger(seconds=seconds, jitter=seconds * schedule.jitter or None)
+
+    def _repace(self, waba_id: str, interval: float) -> None:
+        """A WABA's budget pace changed: its job runs at the new interval from now on."""
+        job = self.scheduler.get_job(f"waba:{waba_id}")
+        if job is not None:
+            job.reschedule(self._trigger(interval))
 
     def reconcile(self, *, interval_changed: bool) -> None:
         """Bring jobs and store in line with a new configuration, in one pass on the loop.
@@ -84,7 +91,7 @@ class Jobs:
                 self.remove_waba(waba_id)
         for target in desired.values():
             self.add_waba(target)
-        if interval_changed:
+        if interval_changed:  # each WABA's next poll paces it again from the new interval
             for waba_id in self._waba_jobs:
                 self.scheduler.reschedule_job(f"waba:{waba_id}", trigger=self._trigger())
         self._schedule_businesses()
