@@ -46,12 +46,12 @@ def pace(
     """The interval for a WABA's next polls.
 
     Never faster than ``scan_interval``; never more calls an hour than ``share`` of the
-    allowance; and, while the usage header is above ``threshold``, twice as slow again each
+    allowance (``share`` 0: no such limit); and, while the usage header is above ``threshold``, twice as slow again each
     poll (up to 16x), easing back by half each poll once it is below.
     """
     limit = allowance(numbers)
     calls = max(1, calls_per_poll)
-    budget_interval = 3600.0 * calls / (limit * share)
+    budget_interval = 3600.0 * calls / (limit * share) if share > 0 else 0.0
     if usage_ratio is not None and usage_ratio > threshold:
         slowdown = min(MAX_SLOWDOWN, previous_slowdown * SLOWDOWN_FACTOR)
     else:

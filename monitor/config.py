@@ -272,9 +272,10 @@ class GraphSettings(BaseModel):
         True, description="Read single numbers for fields the list edge did not return."
     )
     budget_share: _Float = Field(
-        0.5, gt=0, le=1,
+        0.5, ge=0, le=1,
         description="Share of each WABA's hourly Graph allowance (200, or 5,000 with a "
-        "registered number) the monitor may spend; polls slow down to stay under it.",
+        "registered number) the monitor may spend; polls slow down to stay under it. "
+        "0 turns this pacing off (usage-header slow-down and throttle waits remain).",
     )
     usage_slowdown_threshold: _Float = Field(
         0.75, gt=0, le=1,

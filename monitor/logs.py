@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, TextIO
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "[REDACTED]"
@@ -108,6 +109,15 @@ def configure_logging(
     # Third-party chatter stays at warning unless we are debugging.
     for noisy in ("apscheduler", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    server = logging.getLogger("aiohttp.server")
+    server.filters[:] = [_drop_bad_client_requests]
+
+
+def _drop_bad_client_requests(record: logging.LogRecord) -> bool:
+    """aiohttp logs every malformed request at error with a traceback: any client could flood
+    the error log. The client already got its 4xx; keep only real server-side errors."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, HttpProcessingError)
 
 
 def _plain(sio: TextIO, exc_info: Any) -> None:

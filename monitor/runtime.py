@@ -154,6 +154,8 @@ class Runtime:
         loader: Loader | None = None,
     ) -> None:
         self.settings = settings
+        for secret in (access_token, app_secret, webhook_verify_token):
+            register_secret(secret)
         self._loader = loader
         self._reload_lock = asyncio.Lock()
         self._update_webhooks: Callable[[WebhookConfig], None] | None = None
@@ -260,6 +262,8 @@ class Runtime:
                                   access_token=loaded.access_token,
                                   app_secret=loaded.app_secret)
         self.settings = new
+        for secret in (loaded.access_token, loaded.app_secret, loaded.webhook_verify_token):
+            register_secret(secret)
         self._token, self._app_secret = loaded.access_token, loaded.app_secret
         self._verify_token = loaded.webhook_verify_token
         self.shard = loaded.shard
@@ -372,6 +376,8 @@ class Runtime:
     async def stop(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
+            for _ in range(3):  # let cancelled polls unwind before their session closes
+                await asyncio.sleep(0)
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -6,6 +6,7 @@ and jittered so that thousands of WABAs do not hit the API in the same second.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -26,6 +27,7 @@ class Jobs:
         self._waba_jobs: dict[str, Target] = {}
         self._discovered_by: dict[str, set[str]] = {}
         self._unconfirmed: set[str] = set()
+        self._stopping = False
 
     def start(self) -> None:
         """Schedule everything; WABAs restored from the state file are polled too."""
@@ -102,8 +104,17 @@ class Jobs:
                 monitor.store.remove_business(business.business_id)
 
     def shutdown(self) -> None:
+        """Stop scheduling; polls still running are cancelled and end quietly."""
+        self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+    async def _poll(self, target: Target) -> None:
+        try:
+            await self.monitor.poll_waba(target)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise  # only a shutdown ends a poll quietly
 
     def add_waba(self, target: Target) -> None:
         self.monitor.ensure_waba(target)
@@ -113,7 +124,7 @@ class Jobs:
             self.scheduler.remove_job(f"waba:{target.waba_id}")
         self._waba_jobs[target.waba_id] = target
         self.scheduler.add_job(
-            self.monitor.poll_waba,
+            self._poll,
             self._trigger(),
             args=[target],
             id=f"waba:{target.waba_id}",
@@ -141,6 +152,13 @@ class Jobs:
             log.info("repoll_scheduled", waba_id=waba_id, reason=reason)
 
     async def _business(self, business: BusinessSettings) -> None:
+        try:
+            await self._business_work(business)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+
+    async def _business_work(self, business: BusinessSettings) -> None:
         if self.monitor.shard.owns(business.id):
             await self.monitor.refresh_business(business.id)
         if business.wabas is None:

@@ -7,6 +7,7 @@ at the next poll; with it, the expiry is visible days before.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +35,11 @@ class TokenInfo:
 def _timestamp(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return None
-    return float(value)
+    try:
+        stamp = float(value)
+    except OverflowError:
+        return None
+    return stamp if math.isfinite(stamp) else None
 
 
 def parse_debug_token(body: Mapping[str, Any]) -> TokenInfo:

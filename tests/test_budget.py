@@ -105,3 +105,9 @@ async def test_simulator_budget_drives_pacing_and_throttles_stay_per_waba(
     state = await monitor.poll_waba(calm_target)
     assert state is not None and state.up and state.interval == 60.0
     assert monitor.store.waba(calm).slowdown == 1.0  # type: ignore[union-attr]
+
+
+def test_share_zero_turns_budget_pacing_off() -> None:
+    paced = pace(numbers=UNREGISTERED, calls_per_poll=50, scan_interval=1.0, share=0,
+                 usage_ratio=None, threshold=0.75)
+    assert paced.interval == 1.0

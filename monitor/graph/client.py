@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ class GraphClient:
         if validate is not None:
             try:
                 validate(body)
-            except ValueError as exc:
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
                 raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
                                  message=str(exc)[:200]) from None
         return body
@@ -272,7 +273,7 @@ def _decode(raw: bytes) -> object:
         return None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
 
 
@@ -301,11 +302,17 @@ def _next_cursor(endpoint: str, body: Mapping[str, Any]) -> str | None:
                      message="'next' page without an 'after' cursor")
 
 
+MAX_REGAIN_WAIT = 3600.0  # a bogus "regain in 10^9 minutes" must not park a WABA for good
+
+
 def _with_retry_after(err: GraphError, buc: tuple[BucUsage, ...], header: str | None) -> GraphError:
     wait = max((entry.regain_access_seconds for entry in buc), default=0.0)
     if not wait and header:
         try:
             wait = float(header)
-        except ValueError:
+        except (ValueError, OverflowError):
             wait = 0.0
+    if not math.isfinite(wait) or wait < 0:
+        wait = 0.0
+    wait = min(wait, MAX_REGAIN_WAIT)
     return dataclasses.replace(err, retry_after=wait) if wait else err

@@ -54,7 +54,7 @@ class GraphError(Exception):
     def code_label(self) -> str:
         """The value of the ``code`` label on the error counter: bounded, never free text."""
         if self.code is not None:
-            return str(self.code)
+            return str(self.code) if 0 <= self.code < 10**7 else "other"
         if self.kind is ErrorKind.NETWORK:
             return "network"
         if self.kind is ErrorKind.PAYLOAD:
@@ -64,13 +64,17 @@ class GraphError(Exception):
         return str(self.kind.value)
 
 
+_INT = re.compile(r"-?[0-9]{1,12}")
+
+
 def _as_int(value: object) -> int | None:
+    """A Graph code as an int; anything else (or absurdly long) is no code at all."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+        return value if abs(value) < 10**12 else None
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
+        return int(value.strip())
     return None
 
 

@@ -7,6 +7,7 @@ rather than allowed to fail a poll.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,16 +38,14 @@ class AppUsage:
 
 
 def _number(value: object) -> float:
-    if isinstance(value, bool):
+    """A finite, non-negative reading; anything else counts as 0 (no information)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return 0.0
-    return 0.0
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return 0.0
+    return number if math.isfinite(number) and number >= 0 else 0.0
 
 
 def parse_buc_usage(header: str | None) -> tuple[BucUsage, ...]:
@@ -54,7 +53,7 @@ def parse_buc_usage(header: str | None) -> tuple[BucUsage, ...]:
         return ()
     try:
         data = json.loads(header)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ()
     if not isinstance(data, Mapping):
         return ()
@@ -85,7 +84,7 @@ def parse_app_usage(header: str | None) -> AppUsage | None:
         return None
     try:
         data = json.loads(header)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, Mapping):
         return None
