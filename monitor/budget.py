@@ -46,8 +46,9 @@ def pace(
     """The interval for a WABA's next polls.
 
     Never faster than ``scan_interval``; never more calls an hour than ``share`` of the
-    allowance (``share`` 0: no such limit); and, while the usage header is above ``threshold``, twice as slow again each
-    poll (up to 16x), easing back by half each poll once it is below.
+    allowance (``share`` 0: no such limit); and, while the usage header is above
+    ``threshold``, twice as slow again each poll (up to 16x), easing back by half each poll
+    once it is below.
     """
     limit = allowance(numbers)
     calls = max(1, calls_per_poll)
