@@ -19,6 +19,7 @@ from monitor.budget import pace
 from monitor.config import BusinessSettings, Settings
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
+from monitor.graph.usage import BucUsage
 from monitor.model import BusinessState, PhoneNumber, WabaState
 from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
 from monitor.selfmetrics import SelfMetrics
@@ -46,6 +47,7 @@ def build_client(
     *,
     access_token: str,
     app_secret: str | None,
+    usage_sink: Callable[[tuple[BucUsage, ...]], None] | None = None,
 ) -> GraphClient:
     graph = settings.graph
     return GraphClient(
@@ -58,6 +60,7 @@ def build_client(
         concurrency=graph.concurrency,
         timeout=graph.timeout,
         retry=RetryPolicy(max_retries=graph.max_retries, max_throttle_wait=graph.max_throttle_wait),
+        usage_sink=usage_sink,
     )
 
 
@@ -229,9 +232,11 @@ class Monitor:
                                message=type(exc).__name__)
         duration = time.monotonic() - monotonic
         self.metrics.poll_duration.observe(duration)
-        usage = [u.max_ratio for (obj, _), u in accounting.usage.items()
-                 if obj == target.waba_id]
-        usage_ratio = max(usage) if usage else old.usage_ratio
+        own = tuple(u for (obj, _), u in sorted(accounting.usage.items())
+                    if obj == target.waba_id)
+        self.store.put_other_usage(u for (obj, _), u in accounting.usage.items()
+                                   if obj != target.waba_id)
+        usage_ratio = max(u.max_ratio for u in own) if own else old.usage_ratio
         graph = self.settings.graph
         paced = pace(numbers=old.numbers if error is not None else numbers,
                      calls_per_poll=accounting.request_count,
@@ -250,6 +255,7 @@ class Monitor:
             "allowance_per_hour": paced.allowance_per_hour,
             "interval": paced.interval,
             "slowdown": paced.slowdown,
+            "usage": own or old.usage,
         }
         if error is None:
             finished = self.clock()

@@ -8,12 +8,12 @@ lines serves both.
 
 from __future__ import annotations
 
-import gzip
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from monitor.caps import resolve_cap
+from monitor.graph.usage import BucUsage
 from monitor.model import (
     KNOWN_CODE_VERIFICATION_STATUS,
     KNOWN_HEALTH,
@@ -114,6 +114,12 @@ FAMILIES: tuple[Family, ...] = (
     Family("whatsapp_monitor_waba_api_budget_remaining_ratio", "gauge",
            "1 minus the last X-Business-Use-Case-Usage reading for the WABA (0 = throttled); "
            "absent until Meta sends one."),
+    Family("whatsapp_monitor_graph_business_use_case_usage_ratio", "gauge",
+           "Last X-Business-Use-Case-Usage reading per object and type, as a ratio of the "
+           "hourly allowance (throttled at 1)."),
+    Family("whatsapp_monitor_graph_business_use_case_regain_access_seconds", "gauge",
+           "Last estimated time to regain access per object and type, from "
+           "X-Business-Use-Case-Usage (0 when not throttled)."),
     Family("whatsapp_monitor_waba_polls_total", "counter", "Polls of the WABA attempted."),
     Family("whatsapp_monitor_waba_poll_failures_total", "counter",
            "Polls of the WABA that failed."),
@@ -248,9 +254,28 @@ def render_waba_health(state: WabaState) -> dict[str, bytes]:
         add("whatsapp_monitor_waba_api_allowance_per_hour", state.allowance_per_hour)
     if state.usage_ratio is not None:
         add("whatsapp_monitor_waba_api_budget_remaining_ratio", max(0.0, 1 - state.usage_ratio))
+    for name, lines in render_usage(state.usage).items():
+        grouped.setdefault(name, []).extend(lines)
     add("whatsapp_monitor_waba_polls_total", state.polls)
     add("whatsapp_monitor_waba_poll_failures_total", state.failures)
     return {name: "".join(lines).encode() for name, lines in grouped.items()}
+
+
+USAGE_RATIO = "whatsapp_monitor_graph_business_use_case_usage_ratio"
+USAGE_REGAIN = "whatsapp_monitor_graph_business_use_case_regain_access_seconds"
+
+
+def render_usage(entries: Iterable[BucUsage]) -> dict[str, list[str]]:
+    lines: dict[str, list[str]] = {}
+    for entry in entries:
+        base = _labels((("object_id", entry.object_id), ("type", entry.type)))
+        for measure in ("call_count", "total_cputime", "total_time"):
+            value = getattr(entry, measure) / 100.0
+            lines.setdefault(USAGE_RATIO, []).append(
+                f'{USAGE_RATIO}{{{base},measure="{measure}"}} {format_value(value)}\n')
+        lines.setdefault(USAGE_REGAIN, []).append(
+            f"{USAGE_REGAIN}{{{base}}} {format_value(entry.regain_access_seconds)}\n")
+    return lines
 
 
 def render_business(business: BusinessState, wabas: Iterable[WabaState]) -> dict[str, bytes]:
@@ -291,6 +316,11 @@ _HEADERS = {
 
 def assemble(fragments: Iterable[Fragment], *, openmetrics: bool) -> bytes:
     """Join compressed fragments family by family; families without samples are left out."""
+    return b"".join(members(fragments, openmetrics=openmetrics))
+
+
+def members(fragments: Iterable[Fragment], *, openmetrics: bool) -> list[bytes]:
+    """The gzip members of a body, in exposition order."""
     parts: dict[str, list[bytes]] = {name: [] for name in FAMILY_NAMES}
     for fragment in fragments:
         for name, chunk in fragment.items():
@@ -301,30 +331,62 @@ def assemble(fragments: Iterable[Fragment], *, openmetrics: bool) -> bytes:
         if chunks:
             out.append(_HEADERS[(family.name, openmetrics)])
             out.extend(chunks)
-    return b"".join(out)
+    return out
 
 
-@dataclass(frozen=True, slots=True)
 class RenderedBody:
-    """The data part of /metrics for one snapshot version, as gzip streams."""
+    """The data part of /metrics for one snapshot version, as gzip streams.
 
-    version: int
-    text_gzip: bytes
-    openmetrics_gzip: bytes
+    Each format is joined on first use only: Prometheus asks for one of them.
+    """
+
+    def __init__(self, version: int, fragments: list[Fragment]) -> None:
+        self.version = version
+        self._fragments = fragments
+        self._joined: dict[bool, bytes] = {}
+
+    def gzip(self, *, openmetrics: bool) -> bytes:
+        if openmetrics not in self._joined:
+            self._joined[openmetrics] = assemble(self._fragments, openmetrics=openmetrics)
+        return self._joined[openmetrics]
+
+    def plain_chunks(self, *, openmetrics: bool) -> Iterator[bytes]:
+        """The uncompressed body, about a megabyte at a time."""
+        return gunzip_chunks(members(self._fragments, openmetrics=openmetrics))
+
+    @property
+    def text_gzip(self) -> bytes:
+        return self.gzip(openmetrics=False)
+
+    @property
+    def openmetrics_gzip(self) -> bytes:
+        return self.gzip(openmetrics=True)
 
     @property
     def text(self) -> bytes:
         """Plain text, for the rare client that does not accept gzip."""
-        return gzip.decompress(self.text_gzip)
+        return b"".join(self.plain_chunks(openmetrics=False))
 
     @property
     def openmetrics(self) -> bytes:
-        return gzip.decompress(self.openmetrics_gzip)
+        return b"".join(self.plain_chunks(openmetrics=True))
+
+
+def gunzip_chunks(gzip_members: Iterable[bytes], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Decompress members one by one (each a one-shot C call; walking one long stream would
+    copy its remainder after every member), yielding about ``chunk_size`` bytes at a time."""
+    pending: list[bytes] = []
+    size = 0
+    for member in gzip_members:
+        out = zlib.decompress(member, wbits=31)
+        pending.append(out)
+        size += len(out)
+        if size >= chunk_size:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def render_body(version: int, fragments: list[Fragment]) -> RenderedBody:
-    return RenderedBody(
-        version=version,
-        text_gzip=assemble(fragments, openmetrics=False),
-        openmetrics_gzip=assemble(fragments, openmetrics=True),
-    )
+    return RenderedBody(version, fragments)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.graph.usage import BucUsage
+
 # Known values of each enum, as the facts sheet lists them. Used for StateSets only: any
 # other value is still accepted and exported as observed.
 KNOWN_STATUS = (
@@ -140,6 +142,7 @@ class WabaState:
     allowance_per_hour: int | None = None
     interval: float | None = None  # seconds between its polls, as paced
     slowdown: float = 1.0
+    usage: tuple[BucUsage, ...] = ()  # last X-Business-Use-Case-Usage entries keyed by it
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,7 +196,8 @@ class Runtime:
             headers={"User-Agent": f"waba-monitor/{__version__}"},
         )
         client = build_client(self.settings, self._session, self.metrics,
-                              access_token=self._token, app_secret=self._app_secret)
+                              access_token=self._token, app_secret=self._app_secret,
+                              usage_sink=self.store.put_other_usage)
         self.monitor = Monitor(self.settings, client, self.store, self.metrics, shard=self.shard)
         self._open_state(self.monitor)
         self.jobs = Jobs(self.monitor)
@@ -260,7 +261,8 @@ class Runtime:
                 or loaded.app_secret != self._app_secret):
             client = build_client(new, self._session, self.metrics,
                                   access_token=loaded.access_token,
-                                  app_secret=loaded.app_secret)
+                                  app_secret=loaded.app_secret,
+                                  usage_sink=self.store.put_other_usage)
         self.settings = new
         for secret in (loaded.access_token, loaded.app_secret, loaded.webhook_verify_token):
             register_secret(secret)

@@ -60,8 +60,6 @@ class SelfMetrics:
     field_rejected: Gauge
     auth_ok: Gauge
     app_usage: Gauge
-    buc_usage: Gauge
-    buc_regain: Gauge
     scan_interval: Gauge
     businesses: Gauge
     wabas: Gauge
@@ -129,20 +127,6 @@ def create_self_metrics(
             "whatsapp_monitor_graph_app_usage_ratio",
             "Last X-App-Usage reading, as a ratio of the app's hourly allowance.",
             ["measure"],
-            registry=registry,
-        ),
-        buc_usage=Gauge(
-            "whatsapp_monitor_graph_business_use_case_usage_ratio",
-            "Last X-Business-Use-Case-Usage reading per object and type, as a ratio of the "
-            "hourly allowance (throttled at 1).",
-            ["object_id", "type", "measure"],
-            registry=registry,
-        ),
-        buc_regain=Gauge(
-            "whatsapp_monitor_graph_business_use_case_regain_access_seconds",
-            "Last estimated time to regain access per object and type, from "
-            "X-Business-Use-Case-Usage (0 when not throttled).",
-            ["object_id", "type"],
             registry=registry,
         ),
         scan_interval=Gauge(

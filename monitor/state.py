@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.graph.usage import BucUsage
 from monitor.model import PhoneNumber, WabaState
 from monitor.store import Transition
 
@@ -75,8 +76,9 @@ def waba_from_json(text: str) -> WabaState:
     raw: dict[str, Any] = json.loads(text)
     numbers = tuple(PhoneNumber(**n) for n in raw.pop("numbers", ()))
     changed = raw.pop("status_changed_at", {}) or {}
+    usage = tuple(BucUsage(**u) for u in raw.pop("usage", ()) or ())
     known = {f.name for f in dataclasses.fields(WabaState)}
-    return WabaState(numbers=numbers, status_changed_at=dict(changed),
+    return WabaState(numbers=numbers, status_changed_at=dict(changed), usage=usage,
                      **{k: v for k, v in raw.items() if k in known})
 
 

@@ -20,8 +20,10 @@ from monitor.exposition import (
     render_body,
     render_business,
     render_numbers,
+    render_usage,
     render_waba_health,
 )
+from monitor.graph.usage import BucUsage
 from monitor.model import BusinessState, PhoneNumber, WabaState
 
 log = structlog.get_logger("monitor.store")
@@ -101,6 +103,8 @@ class Store:
         self._business_fragments: dict[str, Fragment] = {}
         self._version = 0
         self._body: RenderedBody | None = None
+        self._other_usage: dict[tuple[str, str], BucUsage] = {}
+        self._other_fragment: Fragment = {}
 
     # --- reading -------------------------------------------------------------------------
     @property
@@ -140,10 +144,27 @@ class Store:
         """True once every known WABA has finished its first poll (successful or not)."""
         return all(w.polled for w in self._wabas.values())
 
+    def put_other_usage(self, entries: Iterable[BucUsage]) -> None:
+        """Usage readings for objects that are not a polled WABA (businesses, the app)."""
+        changed = False
+        for entry in entries:
+            if entry.object_id in self._wabas:
+                continue  # a WABA's own readings travel with its poll
+            key = (entry.object_id, entry.type)
+            if self._other_usage.get(key) != entry:
+                self._other_usage[key] = entry
+                changed = True
+        if changed:
+            rendered = render_usage(self._other_usage[k] for k in sorted(self._other_usage))
+            self._other_fragment = compress_fragment(
+                {name: "".join(lines).encode() for name, lines in rendered.items()})
+            self._version += 1
+
     def body(self) -> RenderedBody:
         if self._body is None or self._body.version != self._version:
             fragments: list[Fragment] = [self._business_fragments[k]
                                          for k in sorted(self._business_fragments)]
+            fragments.append(self._other_fragment)
             fragments.extend(self._waba_fragments[k] for k in sorted(self._waba_fragments))
             self._body = render_body(self._version, fragments)
         return self._body

@@ -58,17 +58,15 @@ def accepts_gzip(header: str) -> bool:
     return any(p.strip().split(";")[0] in ("gzip", "*") for p in header.split(","))
 
 
-async def metrics_handler(request: web.Request) -> web.Response:
+async def metrics_handler(request: web.Request) -> web.StreamResponse:
     monitor = request.app[MONITOR_KEY]
     body = monitor.store.body()
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
     registry = monitor.metrics.registry
     if openmetrics:
-        data_gz = body.openmetrics_gzip
         tail = _generate_openmetrics(registry)
         content_type = OPENMETRICS_TYPE
     else:
-        data_gz = body.text_gzip
         tail = text_exposition.generate_latest(registry)
         content_type = TEXT_TYPE
     headers = {"Content-Type": content_type, "Cache-Control": "no-store"}
@@ -76,10 +74,17 @@ async def metrics_handler(request: web.Request) -> web.Response:
         # Gzip members back to back form one valid gzip stream (RFC 1952 §2.2): the data was
         # compressed piece by piece when polls finished; only the small tail is new.
         headers["Content-Encoding"] = "gzip"
-        payload = data_gz + gzip.compress(tail, compresslevel=1, mtime=0)
-    else:
-        payload = gzip.decompress(data_gz) + tail
-    return web.Response(body=payload, headers=headers)
+        data_gz = body.gzip(openmetrics=openmetrics)
+        return web.Response(body=data_gz + gzip.compress(tail, compresslevel=1, mtime=0),
+                            headers=headers)
+    # No gzip: stream the decompressed body, so a large fleet never needs it whole in memory.
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    for chunk in body.plain_chunks(openmetrics=openmetrics):
+        await response.write(chunk)
+    await response.write(tail)
+    await response.write_eof()
+    return response
 
 
 async def healthy_handler(_: web.Request) -> web.Response:

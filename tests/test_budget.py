@@ -94,6 +94,8 @@ async def test_simulator_budget_drives_pacing_and_throttles_stay_per_waba(
     assert (f'whatsapp_monitor_waba_api_budget_remaining_ratio{{business_id="{business.id}",'
             f'waba_id="{busy}"}} 0') in text
     assert f'whatsapp_monitor_waba_api_allowance_per_hour{{business_id="{business.id}",' in text
+    assert (f'whatsapp_monitor_graph_business_use_case_usage_ratio{{object_id="{busy}",'
+            f'type="whatsapp_business_management",measure="call_count"}} 1') in text
     # Over budget: throttled (80008); the WABA then waits out the regain time, sending nothing.
     await monitor.poll_waba(busy_target)
     throttled = monitor.store.waba(busy)

@@ -125,3 +125,21 @@ def test_failed_poll_keeps_values_and_timestamp() -> None:
     assert got[key("whatsapp_phone_number_status", **BASE, phone_number_id="3",
                    status="FLAGGED")] == 1
     assert got[key("whatsapp_monitor_waba_poll_failures_total", **BASE)] == 1
+
+
+def test_usage_of_other_objects_is_one_family_with_the_wabas() -> None:
+    from monitor.graph.usage import BucUsage
+
+    store = store_with(parse_phone_number({"id": "3"}))
+    own = BucUsage("2", "whatsapp_business_management", 40, 1, 1, 0)
+    from dataclasses import replace
+    store.put_waba(replace(store.waba("2"), usage=(own,)))  # type: ignore[arg-type]
+    store.put_other_usage([BucUsage("1", "whatsapp_business_management", 10, 1, 1, 0),
+                           BucUsage("2", "whatsapp_business_management", 99, 1, 1, 0)])
+    text = store.body().text.decode()
+    assert text.count("# TYPE whatsapp_monitor_graph_business_use_case_usage_ratio gauge") == 1
+    got = samples(text)
+    ratio = "whatsapp_monitor_graph_business_use_case_usage_ratio"
+    labels = {"type": "whatsapp_business_management", "measure": "call_count"}
+    assert got[key(ratio, object_id="1", **labels)] == 0.1
+    assert got[key(ratio, object_id="2", **labels)] == 0.4  # the WABA's own reading wins

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from monitor.daemon import Monitor, Target
-from monitor.graph.client import GraphClient
+from monitor.graph.client import GraphClient, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.poller import FieldPolicy, FillMemory, fetch_waba
 from monitor.selfmetrics import SelfMetrics
@@ -198,13 +198,13 @@ async def test_throttling_waits_as_the_usage_header_says(
     await fetch_waba(client, waba, policy, FillMemory())
     await fetch_waba(client, waba, policy, FillMemory())
     # Third poll is over budget: the client waits the header's regain time (whole minutes)...
+    accounting = start_accounting()
     with pytest.raises(GraphError) as caught:
         await fetch_waba(client, waba, policy, FillMemory())
     assert caught.value.kind is ErrorKind.THROTTLED
     assert sleep.delays and all(d >= 60 and d % 60 == 0 for d in sleep.delays)
-    assert counter(metrics, "whatsapp_monitor_graph_business_use_case_usage_ratio",
-                   object_id=waba, type="whatsapp_business_management",
-                   measure="call_count") >= 1.0
+    reading = accounting.usage[(waba, "whatsapp_business_management")]
+    assert reading.call_count >= 100 and reading.regain_access_seconds >= 60
     # ...and with a short max_throttle_wait it does not wait in line at all.
     sleep.delays.clear()
     short = make_client(sim, max_throttle_wait=1)

@@ -100,6 +100,7 @@ class GraphClient:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        usage_sink: Callable[[tuple[BucUsage, ...]], None] | None = None,
     ) -> None:
         self._session = session
         self._root = f"{base_url.rstrip('/')}/{api_version}/"
@@ -111,6 +112,8 @@ class GraphClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Usage headers seen outside a WABA poll (discovery, business, token reads).
+        self._usage_sink = usage_sink
 
     async def get(
         self,
@@ -217,16 +220,11 @@ class GraphClient:
 
     def _record_usage(self, buc: tuple[BucUsage, ...], app: object) -> None:
         usage = _poll_usage.get()
-        for entry in buc:
-            if usage is not None:
+        if usage is not None:
+            for entry in buc:
                 usage[(entry.object_id, entry.type)] = entry
-            for measure in ("call_count", "total_cputime", "total_time"):
-                self._metrics.buc_usage.labels(
-                    object_id=entry.object_id, type=entry.type, measure=measure
-                ).set(getattr(entry, measure) / 100.0)
-            self._metrics.buc_regain.labels(object_id=entry.object_id, type=entry.type).set(
-                entry.regain_access_seconds
-            )
+        elif buc and self._usage_sink is not None:
+            self._usage_sink(buc)
         if app is not None:
             for measure in ("call_count", "total_cputime", "total_time"):
                 self._metrics.app_usage.labels(measure=measure).set(getattr(app, measure) / 100.0)
