@@ -23,6 +23,7 @@ renders the full key/variable table (Markdown) for the README.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import math
@@ -522,6 +523,44 @@ class ShardingSettings(BaseModel):
         return self
 
 
+class MetricsSettings(BaseModel):
+    """Cardinality control for very large fleets."""
+
+    model_config = _FROZEN
+
+    enum_mode: Annotated[Literal["full", "compact"], BeforeValidator(_lower)] = Field(
+        "full",
+        description="full: every enum as a StateSet (each known value 0/1); compact: the "
+        "current value only (one series per enum per number).",
+    )
+    include: tuple[str, ...] = Field(
+        (), description="Data metric families to serve (names or shell globs); empty = all."
+    )
+    exclude: tuple[str, ...] = Field(
+        (), description="Data metric families never to serve (names or shell globs)."
+    )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _known_families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from monitor.exposition import FAMILY_NAMES
+
+        for pattern in value:
+            if not fnmatch.filter(FAMILY_NAMES, pattern):
+                raise ValueError(f"{pattern!r} matches no metric family the monitor exports")
+        return value
+
+    def families(self) -> frozenset[str] | None:
+        from monitor.exposition import FAMILY_NAMES
+
+        if not self.include and not self.exclude:
+            return None
+        chosen = {n for n in FAMILY_NAMES
+                  if not self.include or any(fnmatch.fnmatch(n, p) for p in self.include)}
+        return frozenset(n for n in chosen
+                         if not any(fnmatch.fnmatch(n, p) for p in self.exclude))
+
+
 class StateSettings(BaseModel):
     """Where learned caps, the last snapshot and the transition history survive restarts."""
 
@@ -628,6 +667,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     sharding: ShardingSettings = Field(default_factory=ShardingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -163,7 +163,19 @@ def _bool(out: list[str], name: str, base: str, value: bool | None) -> None:
         out.append(f"{name}{{{base}}} {1 if value else 0}\n")
 
 
-def _number_lines(state: WabaState, n: PhoneNumber) -> dict[str, list[str]]:
+@dataclass(frozen=True, slots=True)
+class ExpositionOptions:
+    """Cardinality control: compact enums (current value only) and which families to serve."""
+
+    compact: bool = False
+    families: frozenset[str] | None = None  # None: every family
+
+    def serves(self, family: str) -> bool:
+        return self.families is None or family in self.families
+
+
+def _number_lines(state: WabaState, n: PhoneNumber, compact: bool = False
+                  ) -> dict[str, list[str]]:
     base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id),
                     ("phone_number_id", n.id)))
     lines: dict[str, list[str]] = {}
@@ -177,27 +189,27 @@ def _number_lines(state: WabaState, n: PhoneNumber) -> dict[str, list[str]]:
     family("whatsapp_phone_number_info").append(
         f"whatsapp_phone_number_info{{{base}{',' if info else ''}{info}}} 1\n")
     _stateset(family("whatsapp_phone_number_status"), "whatsapp_phone_number_status", base,
-              "status", n.status, KNOWN_STATUS)
+              "status", n.status, () if compact else KNOWN_STATUS)
     _bool(family("whatsapp_phone_number_connected"), "whatsapp_phone_number_connected", base,
           None if n.status is None else n.status == "CONNECTED")
     _stateset(family("whatsapp_phone_number_quality_rating"),
               "whatsapp_phone_number_quality_rating", base, "rating", n.quality_rating,
-              KNOWN_QUALITY_RATING)
+              () if compact else KNOWN_QUALITY_RATING)
     _stateset(family("whatsapp_phone_number_name_status"), "whatsapp_phone_number_name_status",
-              base, "name_status", n.name_status, KNOWN_NAME_STATUS)
+              base, "name_status", n.name_status, () if compact else KNOWN_NAME_STATUS)
     _stateset(family("whatsapp_phone_number_throughput_level"),
               "whatsapp_phone_number_throughput_level", base, "level", n.throughput_level,
-              KNOWN_THROUGHPUT_LEVEL)
+              () if compact else KNOWN_THROUGHPUT_LEVEL)
     _stateset(family("whatsapp_phone_number_code_verification_status"),
               "whatsapp_phone_number_code_verification_status", base,
               "code_verification_status", n.code_verification_status,
-              KNOWN_CODE_VERIFICATION_STATUS)
+              () if compact else KNOWN_CODE_VERIFICATION_STATUS)
     _stateset(family("whatsapp_phone_number_health_status"),
               "whatsapp_phone_number_health_status", base, "can_send_message", n.health_status,
-              KNOWN_HEALTH)
+              () if compact else KNOWN_HEALTH)
     _stateset(family("whatsapp_phone_number_messaging_limit_tier"),
               "whatsapp_phone_number_messaging_limit_tier", base, "tier", n.messaging_limit,
-              KNOWN_MESSAGING_LIMIT)
+              () if compact else KNOWN_MESSAGING_LIMIT)
     per_day = MESSAGING_LIMIT_PER_DAY.get(n.messaging_limit or "")
     if per_day is not None:
         family("whatsapp_phone_number_messaging_limit_per_day").append(
@@ -215,12 +227,12 @@ def render_waba(state: WabaState) -> dict[str, bytes]:
     return {**render_numbers(state), **render_waba_health(state)}
 
 
-def render_numbers(state: WabaState) -> dict[str, bytes]:
+def render_numbers(state: WabaState, *, compact: bool = False) -> dict[str, bytes]:
     """The phone-number families of one WABA: unchanged between polls when nothing changed."""
     grouped: dict[str, list[str]] = {}
     changed_name = "whatsapp_phone_number_status_last_change_timestamp_seconds"
     for number in state.numbers:
-        for name, lines in _number_lines(state, number).items():
+        for name, lines in _number_lines(state, number, compact).items():
             grouped.setdefault(name, []).extend(lines)
         changed = state.status_changed_at.get(number.id)
         if changed is not None:
@@ -314,13 +326,16 @@ _HEADERS = {
 }
 
 
-def assemble(fragments: Iterable[Fragment], *, openmetrics: bool) -> bytes:
+def assemble(fragments: Iterable[Fragment], *, openmetrics: bool,
+             options: ExpositionOptions | None = None) -> bytes:
     """Join compressed fragments family by family; families without samples are left out."""
-    return b"".join(members(fragments, openmetrics=openmetrics))
+    return b"".join(members(fragments, openmetrics=openmetrics, options=options))
 
 
-def members(fragments: Iterable[Fragment], *, openmetrics: bool) -> list[bytes]:
+def members(fragments: Iterable[Fragment], *, openmetrics: bool,
+            options: ExpositionOptions | None = None) -> list[bytes]:
     """The gzip members of a body, in exposition order."""
+    options = options or ExpositionOptions()
     parts: dict[str, list[bytes]] = {name: [] for name in FAMILY_NAMES}
     for fragment in fragments:
         for name, chunk in fragment.items():
@@ -328,7 +343,7 @@ def members(fragments: Iterable[Fragment], *, openmetrics: bool) -> list[bytes]:
     out: list[bytes] = []
     for family in FAMILIES:
         chunks = parts[family.name]
-        if chunks:
+        if chunks and options.serves(family.name):
             out.append(_HEADERS[(family.name, openmetrics)])
             out.extend(chunks)
     return out
@@ -340,19 +355,23 @@ class RenderedBody:
     Each format is joined on first use only: Prometheus asks for one of them.
     """
 
-    def __init__(self, version: int, fragments: list[Fragment]) -> None:
+    def __init__(self, version: int, fragments: list[Fragment],
+                 options: ExpositionOptions | None = None) -> None:
         self.version = version
         self._fragments = fragments
+        self._options = options
         self._joined: dict[bool, bytes] = {}
 
     def gzip(self, *, openmetrics: bool) -> bytes:
         if openmetrics not in self._joined:
-            self._joined[openmetrics] = assemble(self._fragments, openmetrics=openmetrics)
+            self._joined[openmetrics] = assemble(self._fragments, openmetrics=openmetrics,
+                                                 options=self._options)
         return self._joined[openmetrics]
 
     def plain_chunks(self, *, openmetrics: bool) -> Iterator[bytes]:
         """The uncompressed body, about a megabyte at a time."""
-        return gunzip_chunks(members(self._fragments, openmetrics=openmetrics))
+        return gunzip_chunks(members(self._fragments, openmetrics=openmetrics,
+                                     options=self._options))
 
     @property
     def text_gzip(self) -> bytes:
@@ -388,5 +407,6 @@ def gunzip_chunks(gzip_members: Iterable[bytes], chunk_size: int = 1 << 20) -> I
         yield b"".join(pending)
 
 
-def render_body(version: int, fragments: list[Fragment]) -> RenderedBody:
-    return RenderedBody(version, fragments)
+def render_body(version: int, fragments: list[Fragment],
+                options: ExpositionOptions | None = None) -> RenderedBody:
+    return RenderedBody(version, fragments, options)

@@ -32,6 +32,7 @@ from monitor.config import (
     resolve_webhook_verify_token,
 )
 from monitor.daemon import Monitor, build_client
+from monitor.exposition import ExpositionOptions
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret
 from monitor.model import BusinessState
@@ -99,6 +100,11 @@ def file_loader(path: Path, *, shard: str | None = None, total_shards: int | Non
         return loaded
 
     return load
+
+
+def exposition_options(settings: Settings) -> ExpositionOptions:
+    return ExpositionOptions(compact=settings.metrics.enum_mode == "compact",
+                             families=settings.metrics.families())
 
 
 class WebhookBridge:
@@ -170,7 +176,7 @@ class Runtime:
         self._app_secret = app_secret
         self._verify_token = webhook_verify_token
         self.metrics = metrics or create_self_metrics()
-        self.store = Store()
+        self.store = Store(exposition_options(settings))
         self.host = host if host is not None else settings.server.host
         self.port = port if port is not None else settings.server.port
         self._session: aiohttp.ClientSession | None = None
@@ -270,6 +276,7 @@ class Runtime:
         self._verify_token = loaded.webhook_verify_token
         self.shard = loaded.shard
         self.monitor.configure(new, loaded.shard, client)
+        self.store.set_options(exposition_options(new))
         self.jobs.reconcile(
             interval_changed=new.schedule.scan_interval != old.schedule.scan_interval
             or new.schedule.jitter != old.schedule.jitter)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import structlog
 
 from monitor.exposition import (
+    ExpositionOptions,
     Fragment,
     RenderedBody,
     compress_fragment,
@@ -91,7 +92,8 @@ RECENT_TRANSITIONS = 200
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, options: ExpositionOptions | None = None) -> None:
+        self.options = options or ExpositionOptions()
         self.recent: deque[Transition] = deque(maxlen=RECENT_TRANSITIONS)
         self.on_change: list[ChangeListener] = []
         self.on_remove: list[RemoveListener] = []
@@ -144,6 +146,16 @@ class Store:
         """True once every known WABA has finished its first poll (successful or not)."""
         return all(w.polled for w in self._wabas.values())
 
+    def set_options(self, options: ExpositionOptions) -> None:
+        """New cardinality options (a reload): every WABA is rendered again."""
+        if options == self.options:
+            return
+        self.options = options
+        self._number_parts.clear()
+        for state in self._wabas.values():
+            self._waba_fragments[state.waba_id] = self._render(state)
+        self._version += 1
+
     def put_other_usage(self, entries: Iterable[BucUsage]) -> None:
         """Usage readings for objects that are not a polled WABA (businesses, the app)."""
         changed = False
@@ -166,7 +178,7 @@ class Store:
                                          for k in sorted(self._business_fragments)]
             fragments.append(self._other_fragment)
             fragments.extend(self._waba_fragments[k] for k in sorted(self._waba_fragments))
-            self._body = render_body(self._version, fragments)
+            self._body = render_body(self._version, fragments, self.options)
         return self._body
 
     # --- writing -------------------------------------------------------------------------
@@ -222,7 +234,8 @@ class Store:
         part = self._number_parts.get(state.waba_id)
         if part is None or not part.fits(state):
             part = _NumberPart(state.business_id, state.numbers, state.status_changed_at,
-                               compress_fragment(render_numbers(state)))
+                               compress_fragment(render_numbers(
+                                   state, compact=self.options.compact)))
             self._number_parts[state.waba_id] = part
         return {**part.members, **compress_fragment(render_waba_health(state))}
 

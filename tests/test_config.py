@@ -573,7 +573,8 @@ def test_env_name_mistakes_are_reported(tmp_path: Path) -> None:
         "WABA_MONITOR_BUSINESSES__0__ID: businesses can only be set as a whole, "
         "as a JSON list in WABA_MONITOR_BUSINESSES",
         "WABA_MONITOR_GRAHP__BASE_URL: unknown section 'grahp' "
-        "(sections: graph, businesses, schedule, server, webhooks, state, sharding, logging)",
+        "(sections: graph, businesses, schedule, server, webhooks, state, sharding, metrics, "
+        "logging)",
         "WABA_MONITOR_GRAPH__TIMEOUT__X: too deeply nested; use WABA_MONITOR_GRAPH__KEY",
         "WABA_MONITOR_SCHEDULE_SCAN_INTERVAL: not a config variable; "
         "did you mean WABA_MONITOR_SCHEDULE__SCAN_INTERVAL?",
