@@ -10,13 +10,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import aiohttp
 import structlog
 
 from monitor.budget import pace
 from monitor.config import BusinessSettings, Settings
+from monitor.fleet import Fleet, Target, Watch
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
@@ -30,14 +30,6 @@ from monitor.store import Store
 log = structlog.get_logger("monitor.daemon")
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One WABA to poll, attributed to the business portfolio that owns it."""
-
-    business_id: str
-    waba_id: str
 
 
 def build_client(
@@ -80,6 +72,8 @@ def status_change_times(
 
 
 class Monitor:
+    """Polls and discovers; what to watch it learns from its fleet, never decides itself."""
+
     def __init__(
         self,
         settings: Settings,
@@ -89,6 +83,7 @@ class Monitor:
         *,
         clock: Clock = time.time,
         shard: Shard | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -97,71 +92,68 @@ class Monitor:
         self.fields = FieldPolicy(metrics)
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
-        self.discovered: set[str] = set()
-        self.started = False
+        self.fleet = fleet or Fleet(settings, shard)
         self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
         self.on_verified: list[Callable[[str, bool | None], None]] = []
         self.on_interval: list[Callable[[str, float], None]] = []
-        self._was_ready = False
-        self.configure(settings, shard or Shard())
+        self.configure(settings, shard or self.fleet.shard)
 
     def configure(self, settings: Settings, shard: Shard,
                   client: GraphClient | None = None) -> None:
-        """Take a (new) configuration; jobs are reconciled by the scheduler afterwards."""
+        """Take a (new) configuration; the store and jobs follow at the next ``sync``."""
         self.settings = settings
-        self.shard = shard
         if client is not None:
             self.client = client
-        self.businesses = [b for b in settings.businesses if shard.owns(b.id)]
+        self.fleet.configure(settings, shard)
         self.metrics.scan_interval.set(settings.schedule.scan_interval)
-        self.metrics.businesses.set(len(self.businesses))
+        self.metrics.businesses.set(len(self.fleet.businesses))
         self.metrics.shard_ordinal.clear()
         self.metrics.shard_ordinal.labels(shard_ordinal=str(shard.ordinal)).set(shard.ordinal)
         self.metrics.total_shards.set(shard.total)
 
-    # --- configuration -------------------------------------------------------------------
-    def configured_targets(self) -> list[Target]:
-        return [Target(b.id, w) for b in self.businesses for w in (b.wabas or ())]
-
-    def discovery_businesses(self) -> list[BusinessSettings]:
-        """Every shard discovers every business: a client WABA may belong to a business of
-        this shard although the business that lists it does not."""
-        return [b for b in self.settings.businesses if b.wabas is None]
-
-    def register_businesses(self) -> None:
-        self.started = True
-        for business in self.businesses:
-            cap = business.registration_cap
-            existing = self.store.business(business.id)
-            state = BusinessState(
-                business_id=business.id,
-                configured_cap=None if cap == "auto" else int(cap),
-                learned_cap=existing.learned_cap if existing else None,
-                verified=existing.verified if existing else None,
-            )
-            self.store.put_business(state)
-        for target in self.configured_targets():
-            self.ensure_waba(target)
-
-    def ensure_waba(self, target: Target) -> None:
-        """Make a WABA known (unpolled) so its self-metrics exist from the start."""
-        current = self.store.waba(target.waba_id)
-        if current is None:
-            self.store.put_waba(WabaState(business_id=target.business_id, waba_id=target.waba_id))
-        elif current.business_id != target.business_id:
-            self.store.put_waba(dataclasses.replace(current, business_id=target.business_id))
-        if self.store.business(target.business_id) is None:
-            self.store.put_business(BusinessState(business_id=target.business_id))
-        self.metrics.wabas.set(self.store.waba_count)
-
     @property
-    def ready(self) -> bool:
-        """Ready once the first poll of everything finished; stays ready after that (a reload
-        that adds WABAs must not take the pod out of its Service)."""
-        if not self._was_ready:
-            self._was_ready = (self.started and self.store.ready and
-                               self.discovered >= {b.id for b in self.discovery_businesses()})
-        return self._was_ready
+    def shard(self) -> Shard:
+        return self.fleet.shard
+
+    # --- the store follows the fleet --------------------------------------------------------
+    def sync(self, *, reason: str = "no longer watched") -> dict[str, Watch]:
+        """Make the store hold exactly the fleet's businesses and WABAs; returns the set.
+
+        New WABAs appear unpolled (so their self-metrics exist from the start); WABAs that
+        left the set go with their series.
+        """
+        desired = self.fleet.desired()
+        for waba in self.store.wabas():
+            if waba.waba_id not in desired:
+                log.info("waba_removed", business_id=waba.business_id, waba_id=waba.waba_id,
+                         reason=reason)
+                self.store.remove_waba(waba.waba_id)
+        for business in self.fleet.businesses:
+            cap = business.registration_cap
+            configured_cap = None if cap == "auto" else int(cap)
+            existing = self.store.business(business.id)
+            if existing is None or existing.configured_cap != configured_cap:
+                self.store.put_business(dataclasses.replace(
+                    existing or BusinessState(business.id), configured_cap=configured_cap))
+        for watch in desired.values():
+            self._ensure_waba(watch)
+        keep = self.fleet.business_ids(desired)
+        for known in self.store.businesses():
+            if known.business_id not in keep:
+                self.store.remove_business(known.business_id)
+        self.metrics.wabas.set(self.store.waba_count)
+        return desired
+
+    def _ensure_waba(self, watch: Watch) -> None:
+        current = self.store.waba(watch.waba_id)
+        if current is None:
+            self.store.put_waba(WabaState(business_id=watch.business_id, waba_id=watch.waba_id,
+                                          via=watch.via))
+        elif current.business_id != watch.business_id or current.via != watch.via:
+            self.store.put_waba(dataclasses.replace(current, business_id=watch.business_id,
+                                                    via=watch.via))
+        if self.store.business(watch.business_id) is None:
+            self.store.put_business(BusinessState(business_id=watch.business_id))
 
     # --- what webhooks and the business node teach us -----------------------------------
     def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
@@ -246,6 +238,7 @@ class Monitor:
         common = {
             "business_id": target.business_id,
             "waba_id": target.waba_id,
+            "via": old.via,
             "polled": True,
             "last_attempt": started,
             "last_duration": duration,
@@ -293,28 +286,27 @@ class Monitor:
         return [Target(w.business_id, w.waba_id) for w in self.store.wabas()]
 
     async def discover(self, business: BusinessSettings) -> list[Target] | None:
-        """Find a business's WABAs; None when discovery failed (keep what we had)."""
+        """Find a business's WABAs, each attributed to its owner; None when discovery failed
+        (the fleet keeps what it had). The fleet, not this method, keeps this shard's."""
         try:
             found = await discover_wabas(self.client, business.id, business.discover)
         except GraphError as err:
             log.warning("discovery_failed", business_id=business.id, error=str(err))
-            self.discovered.add(business.id)
             return None
-        self.discovered.add(business.id)
         targets = [Target(w.owner_business_id or business.id, w.waba_id) for w in found]
-        mine = [t for t in targets if self.shard.owns(t.business_id)]
         log.info("discovered", business_id=business.id, wabas=len(targets),
-                 in_this_shard=len(mine))
-        return mine
+                 in_this_shard=sum(1 for t in targets if self.shard.owns(t.business_id)))
+        return targets
 
     async def poll_all(self, targets: Iterable[Target]) -> list[WabaState | None]:
         return list(await asyncio.gather(*(self.poll_waba(t) for t in targets)))
 
     async def run_once(self) -> None:
         """Discover where needed, then poll every WABA once (used by ``check``)."""
-        self.register_businesses()
-        await asyncio.gather(*(self.refresh_business(b.id) for b in self.businesses))
-        for business in self.discovery_businesses():
-            for target in await self.discover(business) or []:
-                self.ensure_waba(target)
+        self.sync()
+        owned = [b.id for b in self.fleet.businesses]
+        await asyncio.gather(*(self.refresh_business(b) for b in owned))
+        for business in self.fleet.discovery_businesses():
+            self.fleet.discovered(business.id, await self.discover(business))
+        self.sync(reason="not found by discovery")
         await self.poll_all(self.targets())

@@ -143,6 +143,9 @@ class WabaState:
     interval: float | None = None  # seconds between its polls, as paced
     slowdown: float = 1.0
     usage: tuple[BucUsage, ...] = ()  # last X-Business-Use-Case-Usage entries keyed by it
+    # the configured business that lists or discovered it (restored state is trusted only
+    # while that business is still configured; see fleet.py); None in older state files
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

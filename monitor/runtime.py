@@ -13,14 +13,12 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import aiohttp
 import structlog
 from aiohttp import web
-from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
 from monitor.config import (
@@ -33,16 +31,17 @@ from monitor.config import (
 )
 from monitor.daemon import Monitor, build_client
 from monitor.exposition import ExpositionOptions
+from monitor.fleet import Fleet, Target
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret
 from monitor.model import BusinessState
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
 from monitor.sharding import Shard, resolve_shard
-from monitor.state import StateDB, StateError, StateWriter
+from monitor.state import StateDB, StateError, StateWriter, flushing
 from monitor.store import Store, Transition
-from monitor.token import check_token
-from monitor.web import build_app
+from monitor.token import TokenCheckPlan, TokenChecks
+from monitor.web import StatusView, build_app
 from monitor.webconfig import (
     OPEN_PATHS,
     Authenticator,
@@ -61,7 +60,6 @@ from monitor.webhooks import (
     startup_warnings,
 )
 
-FLUSH_INTERVAL = 1.0
 # Keys read only at start: a reload that changes them says a restart is needed.
 RESTART_KEYS = (("server", "listen"), ("state", "directory"), ("webhooks", "path"),
                 ("webhooks", "max_body_bytes"), ("server", "web_config_file"))
@@ -124,23 +122,31 @@ class WebhookBridge:
         return self._monitor.phone_number_id_for(display_phone_number)
 
 
-def restore(store: Store, db: StateDB) -> int:
+def restore(store: Store, db: StateDB, fleet: Fleet) -> int:
     """Load the last known state, so it is served before the first new poll finishes.
 
-    Restored WABAs keep their real last-success timestamps; they count as not yet polled,
-    so readiness still waits for a fresh poll.
+    Only what the current configuration and shard vouch for is loaded (the fleet decides);
+    the state file's other rows are left as they are. Restored WABAs keep their real
+    last-success timestamps; they count as not yet polled, so readiness still waits for a
+    fresh poll.
     """
-    caps = {c.business_id: c for c in db.learned_caps()}
-    verified = db.verified()
-    wabas = [dataclasses.replace(w, polled=False) for w in db.wabas()]
-    ids = set(caps) | set(verified) | {w.business_id for w in wabas}
+    rows = {w.waba_id: w for w in db.wabas()}
+    accepted = fleet.restore((Target(w.business_id, w.waba_id), w.via) for w in rows.values())
+    wabas = [dataclasses.replace(rows[a.waba_id], polled=False, business_id=a.business_id,
+                                 via=a.via) for a in accepted]
+    ids = fleet.business_ids({a.waba_id: a for a in accepted})
+    caps = {c.business_id: c for c in db.learned_caps() if c.business_id in ids}
+    verified = {b: v for b, v in db.verified().items() if b in ids}
     store.load(
         [BusinessState(b, learned_cap=caps[b].cap if b in caps else None,
                        verified=verified.get(b)) for b in sorted(ids)],
         wabas,
     )
-    store.recent.extend(db.transitions(limit=store.recent.maxlen or 200))
+    watched = {w.waba_id for w in wabas}
+    store.recent.extend(t for t in db.transitions(limit=store.recent.maxlen or 200)
+                        if t.waba_id in watched)
     return len(wabas)
+
 
 log = structlog.get_logger("monitor.runtime")
 
@@ -184,8 +190,12 @@ class Runtime:
         self.monitor: Monitor | None = None
         self.jobs: Jobs | None = None
         self.db: StateDB | None = None
-        self._writer: StateWriter | None = None
-        self._flusher: asyncio.Task[None] | None = None
+        self._duties = contextlib.AsyncExitStack()
+        self.token_checks = TokenChecks(self.metrics)
+
+    @property
+    def ready(self) -> bool:
+        return self.jobs is not None and self.jobs.ready
 
     @property
     def url(self) -> str:
@@ -205,9 +215,11 @@ class Runtime:
                               access_token=self._token, app_secret=self._app_secret,
                               usage_sink=self.store.put_other_usage)
         self.monitor = Monitor(self.settings, client, self.store, self.metrics, shard=self.shard)
-        self._open_state(self.monitor)
-        self.jobs = Jobs(self.monitor)
-        app = build_app(self.monitor, transitions=self._transitions if self.db else None,
+        await self._open_state(self.monitor)
+        self.jobs = jobs = Jobs(self.monitor)
+        view = StatusView(store=self.store, registry=self.metrics.registry,
+                          ready=lambda: jobs.ready)
+        app = build_app(view, transitions=self._transitions if self.db else None,
                         reload=self.reload)
         self._add_webhooks(app, self.monitor, self.jobs)
         app.middlewares.append(auth_middleware(
@@ -222,7 +234,8 @@ class Runtime:
         if sockets and self.port == 0:
             self.port = int(sockets[0][1])
         self.jobs.start()
-        self._schedule_token_checks(client)
+        await self._duties.enter_async_context(self.token_checks.running())
+        self._plan_token_checks(client)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_timestamp.set(time.time())
         log.info("started", version=__version__, listen=f"{self.host}:{self.port}",
@@ -282,7 +295,7 @@ class Runtime:
             or new.schedule.jitter != old.schedule.jitter)
         if self._update_webhooks is not None:
             self._update_webhooks(self._webhook_config())
-        self._schedule_token_checks(self.monitor.client)
+        self._plan_token_checks(self.monitor.client)
 
     def _webhook_config(self) -> WebhookConfig:
         settings = self.settings.webhooks
@@ -326,75 +339,42 @@ class Runtime:
             return
         log.info("webhook_forwarded", peer=url, status=status)
 
-    def _schedule_token_checks(self, client: GraphClient) -> None:
+    def _plan_token_checks(self, client: GraphClient) -> None:
         app_id = self.settings.graph.app_id
-        assert self.jobs is not None
-        if self.jobs.scheduler.get_job("token") is not None:
-            self.jobs.scheduler.remove_job("token")
         if app_id is None or self._app_secret is None:
-            log.info("token_check_disabled", reason="graph.app_id and the app secret are "
-                     "needed to read the token's expiry from /debug_token")
+            self.token_checks.plan(None)
             return
-        secret = self._app_secret
-        register_secret(f"{app_id}|{secret}")
+        register_secret(f"{app_id}|{self._app_secret}")
+        self.token_checks.plan(TokenCheckPlan(
+            client=client, access_token=self._token, app_id=app_id,
+            app_secret=self._app_secret,
+            interval=self.settings.schedule.token_check_interval))
 
-        async def check() -> None:
-            await check_token(client, access_token=self._token, app_id=app_id,
-                              app_secret=secret, metrics=self.metrics)
-
-        assert self.jobs is not None
-        self.jobs.scheduler.add_job(
-            check, IntervalTrigger(seconds=self.settings.schedule.token_check_interval),
-            id="token", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-            misfire_grace_time=None, replace_existing=True)
-
-    def _open_state(self, monitor: Monitor) -> None:
+    async def _open_state(self, monitor: Monitor) -> None:
         directory = self.settings.state.directory
         if directory is None:
             return
         self.db = db = StateDB(directory)
-        restored = restore(self.store, db)
+        restored = restore(self.store, db, monitor.fleet)
         log.info("state_restored", path=str(db.path), wabas=restored,
                  learned_caps=len(db.learned_caps()))
-        self._writer = writer = StateWriter(db, retention=self.settings.state.history_retention)
+        writer = StateWriter(db, retention=self.settings.state.history_retention)
         self.store.on_change.append(writer.on_change)
         self.store.on_remove.append(writer.on_remove)
         monitor.on_cap_learned.append(db.save_cap)
         monitor.on_verified.append(db.save_verified)
-        self._flusher = asyncio.create_task(self._flush_forever())
+        await self._duties.enter_async_context(flushing(writer))
 
     async def _transitions(self, since: float, limit: int) -> list[Transition]:
         assert self.db is not None
         return await asyncio.to_thread(self.db.transitions, since=since, limit=limit)
-
-    async def flush(self) -> None:
-        """Write what changed since the last flush (in a worker thread)."""
-        if self._writer is None or not self._writer.dirty:
-            return
-        batch = self._writer.take()
-        await asyncio.to_thread(self._writer.write, batch, time.time())
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("state_write_failed")
 
     async def stop(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
             for _ in range(3):  # let cancelled polls unwind before their session closes
                 await asyncio.sleep(0)
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("state_write_failed")
+        await self._duties.aclose()  # token checks stop; the last state batch is written
         if self.db is not None:
             self.db.close()
         if self._runner is not None:

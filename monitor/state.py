@@ -9,20 +9,28 @@ restores it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from monitor.graph.usage import BucUsage
 from monitor.model import PhoneNumber, WabaState
 from monitor.store import Transition
 
+log = structlog.get_logger("monitor.state")
+
 FILE_NAME = "waba-monitor.sqlite3"
+FLUSH_INTERVAL = 1.0  # seconds between batched writes of WABA states and transitions
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -216,3 +224,35 @@ class StateWriter:
         """Runs in a worker thread."""
         states, removed, transitions = batch
         self.db.write(states, removed, transitions, prune_before=now - self.retention)
+
+
+@contextlib.asynccontextmanager
+async def flushing(writer: StateWriter, *, interval: float = FLUSH_INTERVAL,
+                   clock: Callable[[], float] = time.time) -> AsyncIterator[None]:
+    """Write the writer's batches every ``interval`` while the body runs, and once more at
+    the end, in a worker thread (the aiohttp ``cleanup_ctx`` lifecycle as a context)."""
+
+    async def flush() -> None:
+        if writer.dirty:
+            batch = writer.take()
+            await asyncio.to_thread(writer.write, batch, clock())
+
+    async def forever() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await flush()
+            except Exception:
+                log.exception("state_write_failed")
+
+    task = asyncio.create_task(forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await flush()
+        except Exception:
+            log.exception("state_write_failed")

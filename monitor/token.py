@@ -7,9 +7,11 @@ at the next poll; with it, the expiry is visible days before.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,3 +90,57 @@ async def check_token(client: GraphClient, *, access_token: str, app_id: str,
           data_access_expires_at=info.data_access_expires_at,
           has_required_permission=REQUIRED_PERMISSION in info.scopes)
     return info
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheckPlan:
+    """What to check and how often; a reload hands over a new plan."""
+
+    client: GraphClient
+    access_token: str
+    app_id: str
+    app_secret: str
+    interval: float
+
+
+class TokenChecks:
+    """Reads /debug_token on its own cadence while there is a plan; a background duty with a
+    start/stop lifecycle (``running``), re-planned on reload without a restart."""
+
+    def __init__(self, metrics: SelfMetrics) -> None:
+        self._metrics = metrics
+        self._plan: TokenCheckPlan | None = None
+        self._changed = asyncio.Event()
+
+    def plan(self, plan: TokenCheckPlan | None) -> None:
+        """Check with this plan from now on (at once), or stop checking (None)."""
+        if plan is None and self._plan is not None:
+            log.info("token_check_disabled", reason="graph.app_id and the app secret are "
+                     "needed to read the token's expiry from /debug_token")
+        self._plan = plan
+        self._changed.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._changed.clear()
+            plan = self._plan
+            if plan is not None:
+                try:
+                    await check_token(plan.client, access_token=plan.access_token,
+                                      app_id=plan.app_id, app_secret=plan.app_secret,
+                                      metrics=self._metrics)
+                except Exception:  # a bug here must not end the checks for good
+                    log.exception("token_check_crashed")
+            wait = plan.interval if plan is not None else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

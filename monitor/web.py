@@ -10,6 +10,7 @@ import gzip
 import html
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
@@ -20,11 +21,21 @@ from prometheus_client.openmetrics import exposition as om_exposition
 from monitor import __version__
 from monitor.caps import resolve_cap
 from monitor.check import number_findings
-from monitor.daemon import Monitor
 from monitor.model import WabaState
-from monitor.store import Transition
+from monitor.store import Store, Transition
 
-MONITOR_KEY = web.AppKey("monitor", Monitor)
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What the web layer reads: the store (state and rendered bytes), the self-metrics
+    registry, and whether the daemon is ready. It never reaches the poller or scheduler."""
+
+    store: Store
+    registry: CollectorRegistry
+    ready: Callable[[], bool]
+
+
+VIEW_KEY = web.AppKey("view", StatusView)
 TransitionSource = Callable[[float, int], Awaitable[list[Transition]]]
 TRANSITIONS_KEY: web.AppKey[TransitionSource] = web.AppKey("transitions")
 Reloader = Callable[[], Awaitable[tuple[bool, str]]]
@@ -59,10 +70,10 @@ def accepts_gzip(header: str) -> bool:
 
 
 async def metrics_handler(request: web.Request) -> web.StreamResponse:
-    monitor = request.app[MONITOR_KEY]
-    body = monitor.store.body()
+    view = request.app[VIEW_KEY]
+    body = view.store.body()
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    registry = monitor.metrics.registry
+    registry = view.registry
     if openmetrics:
         tail = _generate_openmetrics(registry)
         content_type = OPENMETRICS_TYPE
@@ -92,7 +103,7 @@ async def healthy_handler(_: web.Request) -> web.Response:
 
 
 async def ready_handler(request: web.Request) -> web.Response:
-    if request.app[MONITOR_KEY].ready:
+    if request.app[VIEW_KEY].ready():
         return web.Response(text="Ready.\n")
     return web.Response(status=503, text="Not ready: the first poll has not finished.\n")
 
@@ -135,8 +146,7 @@ def _waba_rows(waba: WabaState, now: float, *, problems_only: bool = False) -> l
     return rows
 
 
-def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
-    store = monitor.store
+def landing_page(store: Store, now: Callable[[], float] = time.time) -> str:
     at = now()
     problems_only = sum(len(w.numbers) for w in store.wabas()) > FULL_PAGE_NUMBERS
     parts = [
@@ -188,7 +198,7 @@ def landing_page(monitor: Monitor, now: Callable[[], float] = time.time) -> str:
 
 
 async def index_handler(request: web.Request) -> web.Response:
-    return web.Response(text=landing_page(request.app[MONITOR_KEY]), content_type="text/html")
+    return web.Response(text=landing_page(request.app[VIEW_KEY].store), content_type="text/html")
 
 
 def parse_since(value: str) -> float:
@@ -231,9 +241,9 @@ async def transitions_handler(request: web.Request) -> web.Response:
     })
 
 
-def memory_transitions(monitor: Monitor) -> TransitionSource:
+def memory_transitions(store: Store) -> TransitionSource:
     async def source(since: float, limit: int) -> list[Transition]:
-        return [t for t in monitor.store.recent if t.at >= since][:limit]
+        return [t for t in store.recent if t.at >= since][:limit]
 
     return source
 
@@ -247,11 +257,11 @@ async def reload_handler(request: web.Request) -> web.Response:
     return _json_error(400, message)
 
 
-def build_app(monitor: Monitor, *, transitions: TransitionSource | None = None,
+def build_app(view: StatusView, *, transitions: TransitionSource | None = None,
               reload: Reloader | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
-    app[MONITOR_KEY] = monitor
-    app[TRANSITIONS_KEY] = transitions or memory_transitions(monitor)
+    app[VIEW_KEY] = view
+    app[TRANSITIONS_KEY] = transitions or memory_transitions(view.store)
     if reload is not None:
         app[RELOAD_KEY] = reload
     app.router.add_post("/-/reload", reload_handler)

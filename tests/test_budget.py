@@ -74,9 +74,7 @@ async def test_simulator_budget_drives_pacing_and_throttles_stay_per_waba(
     monitor = Monitor(settings, make_client(sim, max_retries=0, max_throttle_wait=1), Store(),
                       metrics)
     jobs = Jobs(monitor)
-    monitor.register_businesses()
-    for target in monitor.configured_targets():
-        jobs.add_waba(target)
+    jobs.apply()  # jobs for the configured WABAs, scheduler not started
     busy_target = next(t for t in monitor.targets() if t.waba_id == busy)
     calm_target = next(t for t in monitor.targets() if t.waba_id == calm)
     await monitor.poll_waba(calm_target)

@@ -64,7 +64,7 @@ async def test_reload_adds_removes_and_rejects_bad_files(tmp_path: Path) -> None
         async with Runtime(loaded.settings, access_token=TOKEN, port=0, shard=loaded.shard,
                            loader=loader) as rt:
             assert rt.monitor is not None
-            await until(lambda: asyncio.sleep(0, rt.monitor.ready))  # type: ignore[union-attr]
+            await until(lambda: asyncio.sleep(0, rt.ready))
             before = await metrics_text(rt.url)
             assert f'business_id="{first.id}"' in before
             assert f'business_id="{second.id}"' not in before

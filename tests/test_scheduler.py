@@ -38,10 +38,10 @@ async def test_one_coalescing_job_per_waba_running_at_start(
             f"business:{business.id}"]
         assert all(j.max_instances == 1 and j.coalesce for j in scheduled)
         for _ in range(100):
-            if monitor.ready:
+            if jobs.ready:
                 break
             await asyncio.sleep(0.05)
-        assert monitor.ready
+        assert jobs.ready
         assert sim.world.request_count("phone_numbers") == 3  # first poll ran, once each
     finally:
         jobs.shutdown()

@@ -80,7 +80,7 @@ async def test_union_of_shards_equals_one_process(tmp_path: Path) -> None:
         for rt in runtimes:
             await rt.start()
         for _ in range(200):
-            if all(rt.monitor is not None and rt.monitor.ready for rt in runtimes):
+            if all(rt.ready for rt in runtimes):
                 break
             await asyncio.sleep(0.05)
         async with aiohttp.ClientSession() as session:

@@ -81,7 +81,7 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
         async with Runtime(settings, access_token=TOKEN, port=0) as first:
             assert first.monitor is not None
             for _ in range(100):
-                if first.monitor.ready:
+                if first.ready:
                     break
                 await asyncio.sleep(0.05)
             world.set_number_fields(number, {"status": "FLAGGED"})
@@ -93,7 +93,7 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
         world.inject_fault(Fault(target="*", kind="hang", count=-1))
         async with Runtime(settings, access_token=TOKEN, port=0) as second:
             await asyncio.sleep(0.2)
-            assert second.monitor is not None and not second.monitor.ready
+            assert second.monitor is not None and not second.ready
             after = await scrape(second.url)
             history = await scrape(second.url, "/api/v1/transitions?since=0")
             page = await scrape(second.url, "/")

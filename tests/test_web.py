@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from monitor.daemon import Monitor
 from monitor.simulator import Scenario
-from monitor.web import build_app, wants_openmetrics
+from monitor.web import StatusView, build_app, wants_openmetrics
 from tests.conftest import Sim, small_fleet
 
 
@@ -21,8 +21,10 @@ async def test_metrics_negotiation_gzip_and_readiness(
     scenario = small_fleet(numbers_per_waba=2)
     sim = await start_sim(scenario)
     monitor = make_monitor(sim, scenario)
-    monitor.register_businesses()
-    client = await aiohttp_client(build_app(monitor))
+    monitor.sync()  # WABAs known, not yet polled: the store is not ready
+    view = StatusView(store=monitor.store, registry=monitor.metrics.registry,
+                      ready=lambda: monitor.store.ready)
+    client = await aiohttp_client(build_app(view))
     assert (await client.get("/-/ready")).status == 503
     assert (await client.get("/-/healthy")).status == 200
     await monitor.run_once()
@@ -95,12 +97,6 @@ def test_a_large_fleet_page_lists_only_numbers_with_a_problem(metrics: Any) -> N
                     for i in range(FULL_PAGE_NUMBERS))
     bad = PhoneNumber(id="8000001", status="FLAGGED")
     store.put_waba(WabaState("1", "2", numbers=(*numbers, bad), up=True, polled=True))
-
-    class FakeMonitor:
-        pass
-
-    monitor = FakeMonitor()
-    monitor.store = store  # type: ignore[attr-defined]
-    page = landing_page(monitor)  # type: ignore[arg-type]
+    page = landing_page(store)
     assert "8000001" in page and "only numbers with a problem" in page
     assert "9000000" not in page

@@ -43,7 +43,7 @@ async def test_quality_webhook_triggers_one_debounced_repoll(tmp_path: Path) -> 
                            port=0) as runtime:
             assert runtime.monitor is not None
             for _ in range(100):
-                if runtime.monitor.ready:
+                if runtime.ready:
                     break
                 await asyncio.sleep(0.05)
             world.set_webhook_target(runtime.url + "/webhooks/whatsapp", APP_SECRET)
