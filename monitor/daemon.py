@@ -20,11 +20,10 @@ from monitor.fleet import Fleet, Target, Watch
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
-from monitor.model import BusinessState, PhoneNumber, WabaState
+from monitor.model import BusinessState, LearnedCap, PhoneNumber, WabaState
 from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
 from monitor.selfmetrics import SelfMetrics
 from monitor.sharding import Shard
-from monitor.state import LearnedCap
 from monitor.store import Store
 
 log = structlog.get_logger("monitor.daemon")

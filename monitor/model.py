@@ -158,6 +158,16 @@ class BusinessState:
     verified: bool | None = None  # verification_status, when the token may read it
 
 
+@dataclass(frozen=True, slots=True)
+class LearnedCap:
+    """A registration cap Meta announced by webhook; kept durably, since it is told once."""
+
+    business_id: str
+    cap: int
+    source_field: str
+    learned_at: float
+
+
 def _opt_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     if value is None:

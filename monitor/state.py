@@ -17,14 +17,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from monitor.graph.usage import BucUsage
-from monitor.model import PhoneNumber, WabaState
+from monitor.model import LearnedCap, PhoneNumber, WabaState
 from monitor.store import Transition
 
 log = structlog.get_logger("monitor.state")
@@ -66,14 +65,6 @@ CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at);
 
 class StateError(Exception):
     """The state file cannot be opened or is not ours; the message says which and where."""
-
-
-@dataclass(frozen=True, slots=True)
-class LearnedCap:
-    business_id: str
-    cap: int
-    source_field: str
-    learned_at: float
 
 
 def waba_to_json(state: WabaState) -> str:
