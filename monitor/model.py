@@ -88,6 +88,49 @@ class PayloadError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class HealthError:
+    """One error of one ``health_status`` entity (business, WABA, number, app) that cannot
+    send freely: what stops messaging and who must act. Codes are kept as strings."""
+
+    entity_type: str
+    entity_id: str
+    error_code: str
+    can_send_message: str  # of that entity: LIMITED, BLOCKED or an unknown value
+
+
+def parse_health_errors(raw: object) -> tuple[HealthError, ...]:
+    """Errors of every entity of a ``health_status`` object that is not AVAILABLE.
+
+    Lenient by design: this is secondary information, so a shape it does not know yields
+    nothing rather than failing the poll. An entity limited without a listed error still
+    counts, with error code ``unknown``.
+    """
+    if not isinstance(raw, Mapping):
+        return ()
+    entities = raw.get("entities")
+    if not isinstance(entities, list):
+        return ()
+    out: list[HealthError] = []
+    for entity in entities:
+        if not isinstance(entity, Mapping):
+            continue
+        state = entity.get("can_send_message")
+        if not isinstance(state, str) or state == "AVAILABLE":
+            continue
+        kind = entity.get("entity_type")
+        ident = entity.get("id")
+        kind_s = kind if isinstance(kind, str) else "UNKNOWN"
+        ident_s = str(ident) if isinstance(ident, str | int) and not isinstance(
+            ident, bool) else ""
+        codes = [str(e.get("error_code")) for e in entity.get("errors") or ()
+                 if isinstance(e, Mapping) and isinstance(e.get("error_code"), str | int)
+                 and not isinstance(e.get("error_code"), bool)]
+        for code in dict.fromkeys(codes or ["unknown"]):
+            out.append(HealthError(kind_s, ident_s, code[:32], state))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class PhoneNumber:
     id: str
     display_phone_number: str | None = None
@@ -102,6 +145,7 @@ class PhoneNumber:
     is_official_business_account: bool | None = None
     messaging_limit: str | None = None
     health_status: str | None = None
+    health_errors: tuple[HealthError, ...] = ()
 
     @property
     def registered(self) -> bool | None:
@@ -223,6 +267,7 @@ def parse_phone_number(raw: object) -> PhoneNumber:
         is_official_business_account=_opt_bool(raw, "is_official_business_account"),
         messaging_limit=limit,
         health_status=_nested_str(raw, "health_status", "can_send_message"),
+        health_errors=parse_health_errors(raw.get("health_status")),
     )
 
 

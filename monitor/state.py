@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from monitor.graph.usage import BucUsage
-from monitor.model import LearnedCap, PhoneNumber, WabaState
+from monitor.model import HealthError, LearnedCap, PhoneNumber, WabaState
 from monitor.store import Transition
 
 log = structlog.get_logger("monitor.state")
@@ -71,9 +71,15 @@ def waba_to_json(state: WabaState) -> str:
     return json.dumps(dataclasses.asdict(state), separators=(",", ":"))
 
 
+def _number_from_json(raw: dict[str, Any]) -> PhoneNumber:
+    errors = tuple(HealthError(**e) for e in raw.pop("health_errors", ()) or ())
+    known = {f.name for f in dataclasses.fields(PhoneNumber)}
+    return PhoneNumber(health_errors=errors, **{k: v for k, v in raw.items() if k in known})
+
+
 def waba_from_json(text: str) -> WabaState:
     raw: dict[str, Any] = json.loads(text)
-    numbers = tuple(PhoneNumber(**n) for n in raw.pop("numbers", ()))
+    numbers = tuple(_number_from_json(n) for n in raw.pop("numbers", ()))
     changed = raw.pop("status_changed_at", {}) or {}
     usage = tuple(BucUsage(**u) for u in raw.pop("usage", ()) or ())
     known = {f.name for f in dataclasses.fields(WabaState)}

@@ -1,0 +1,323 @@
+"""Portfolio and WABA health as Meta has defined it since 7 October 2025: values and parsers.
+
+The messaging limit belongs to the business portfolio (shared by its numbers); what stops a
+business from messaging is told at the WABA and portfolio level: the WABA node
+(``account_review_status``, ``health_status``) read at the discovery cadence, and webhooks
+(``account_update``, ``account_review_update``, ``account_alerts``) that nothing else repeats.
+Webhook-only facts live in :class:`WabaFacts` and :class:`AccountAlert`, which the state file
+keeps durably. Every enum is open: an unknown value is kept as it came. Parsers never raise on
+an odd value; they keep what they can read (Meta redelivers a refused webhook for days).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.model import HealthError, parse_health_errors
+
+KNOWN_REVIEW_STATUS = ("APPROVED", "PENDING", "REJECTED", "DEFERRED")
+KNOWN_BAN_STATE = ("SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE")
+KNOWN_VERIFICATION_STATUS = (
+    "verified", "not_verified", "pending", "pending_need_more_info", "pending_submission",
+    "rejected", "failed", "expired", "ineligible", "revoked",
+)
+KNOWN_LIMIT_TIER = ("TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED")
+# Integers Meta sends for the limit in business_capability_update (-1 = unlimited).
+_LIMIT_BY_NUMBER = {250: "TIER_250", 2000: "TIER_2K", 10000: "TIER_10K", 100000: "TIER_100K",
+                    -1: "TIER_UNLIMITED"}
+MAX_TEXT = 64  # longest enum value kept; anything longer is cut (labels stay bounded)
+
+WABA_NODE_FIELDS: tuple[str, ...] = (
+    "id", "name", "ownership_type", "timezone_id", "account_review_status",
+    "business_verification_status", "health_status", "owner_business_info",
+    "whatsapp_business_manager_messaging_limit",
+)
+BUSINESS_NODE_FIELDS: tuple[str, ...] = (
+    "id", "verification_status", "whatsapp_business_manager_messaging_limit",
+)
+
+
+def text(value: object, limit: int = MAX_TEXT) -> str | None:
+    """A short string from a scalar; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    out = str(value).strip()
+    return out[:limit] if out else None
+
+
+def limit_tier(value: object) -> str | None:
+    """A messaging limit as a TIER_* string, from a string or Meta's integer form."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return _LIMIT_BY_NUMBER.get(value, f"TIER_{value}" if value > 0 else None)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return limit_tier(int(value.strip()))
+    return text(value)
+
+
+def timestamp(value: object) -> float | None:
+    """Unix seconds from an int, a digit string, ISO 8601 text or Meta's "April 17, 2025"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        stamp = float(value)
+        return stamp if math.isfinite(stamp) and 0 < stamp < 1e11 else None
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    raw = value.strip()
+    if raw.isdigit():
+        return timestamp(int(raw))
+    for parse in (_iso, _display_date):
+        found = parse(raw)
+        if found is not None:
+            return found
+    return None
+
+
+def _iso(raw: str) -> float | None:
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _display_date(raw: str) -> float | None:
+    for fmt in ("%B %d, %Y", "%b %d, %Y", "%d %B %Y"):
+        try:
+            return datetime.strptime(raw, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+# --- nodes ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WabaNode:
+    """``GET /{WABA_ID}``: descriptive facts, review and health, read at discovery cadence."""
+
+    name: str | None = None
+    ownership_type: str | None = None
+    timezone_id: str | None = None
+    account_review_status: str | None = None
+    business_verification_status: str | None = None
+    can_send_message: str | None = None
+    health_errors: tuple[HealthError, ...] = ()
+    owner_business_id: str | None = None
+    messaging_limit: str | None = None
+    read_at: float = 0.0
+
+
+def parse_waba_node(raw: Mapping[str, Any], at: float) -> WabaNode:
+    health = raw.get("health_status")
+    owner = raw.get("owner_business_info")
+    return WabaNode(
+        name=text(raw.get("name"), 256),
+        ownership_type=text(raw.get("ownership_type")),
+        timezone_id=text(raw.get("timezone_id")),
+        account_review_status=text(raw.get("account_review_status")),
+        business_verification_status=text(raw.get("business_verification_status")),
+        can_send_message=text(health.get("can_send_message"))
+        if isinstance(health, Mapping) else None,
+        health_errors=parse_health_errors(health),
+        owner_business_id=text(owner.get("id")) if isinstance(owner, Mapping) else None,
+        messaging_limit=limit_tier(raw.get("whatsapp_business_manager_messaging_limit")),
+        read_at=at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessNode:
+    """``GET /{BUSINESS_ID}``: verification and the portfolio's shared messaging limit."""
+
+    verification_status: str | None = None
+    messaging_limit: str | None = None
+
+
+def parse_business_node(raw: Mapping[str, Any]) -> BusinessNode:
+    status = text(raw.get("verification_status"))
+    return BusinessNode(
+        verification_status=status.lower() if status else None,
+        messaging_limit=limit_tier(raw.get("whatsapp_business_manager_messaging_limit")),
+    )
+
+
+# --- what only webhooks tell ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    restriction_type: str
+    expires_at: float | None  # None: Meta gave no end (exported as +Inf)
+
+
+@dataclass(frozen=True, slots=True)
+class WabaFacts:
+    """A WABA's webhook-only facts: enforcement, review decision, per-WABA number cap."""
+
+    ban_state: str | None = None
+    ban_date: float | None = None
+    ban_date_text: str | None = None
+    restrictions: tuple[Restriction, ...] = ()
+    violations: Mapping[str, int] = field(default_factory=dict)
+    events: Mapping[str, float] = field(default_factory=dict)  # event -> last time
+    review_status: str | None = None
+    review_at: float | None = None
+    phone_numbers_cap: int | None = None
+    applied: tuple[str, ...] = ()  # keys of the last changes applied: redeliveries after a
+    # restart (Meta retries for days) are recognised, so counters do not count twice
+
+    def seen(self, key: str) -> bool:
+        return key in self.applied
+
+    def remember(self, key: str) -> WabaFacts:
+        return replace(self, applied=(*self.applied, key)[-APPLIED_KEYS:])
+
+    def active_restrictions(self, now: float) -> tuple[Restriction, ...]:
+        return tuple(r for r in self.restrictions if r.expires_at is None or r.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountAlert:
+    """The last ``account_alerts`` event of one type for one entity of a portfolio."""
+
+    business_id: str
+    entity_type: str
+    entity_id: str
+    alert_type: str
+    alert_severity: str
+    alert_status: str | None
+    at: float
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.business_id, self.entity_type, self.entity_id, self.alert_type,
+                self.alert_severity)
+
+
+APPLIED_KEYS = 64  # change keys remembered per WABA
+MAX_EVENT_KINDS = 64  # distinct event / violation types kept per WABA (labels stay bounded)
+
+
+def _bounded(mapping: Mapping[str, Any], key: str) -> bool:
+    return key in mapping or len(mapping) < MAX_EVENT_KINDS
+
+
+def apply_account_update(facts: WabaFacts, value: Mapping[str, Any], at: float) -> WabaFacts:
+    """Fold one ``account_update`` change into a WABA's facts (facts §2.3).
+
+    ``restriction_info`` — not the event name — decides whether the WABA is restricted now:
+    Direct Send enforcement arrives as ACCOUNT_RESTRICTION both with and without it.
+    """
+    event = text(value.get("event")) or "UNKNOWN"
+    events = dict(facts.events)
+    if _bounded(events, event):
+        events[event] = at
+    out = replace(facts, events=events)
+    violation = value.get("violation_info")
+    if isinstance(violation, Mapping):
+        kind = text(violation.get("violation_type"))
+        if kind and event in ("ACCOUNT_VIOLATION", "ACCOUNT_RESTRICTION"):
+            counts = dict(out.violations)
+            if _bounded(counts, kind):
+                counts[kind] = counts.get(kind, 0) + 1
+            out = replace(out, violations=counts)
+    if event == "ACCOUNT_RESTRICTION":
+        info = value.get("restriction_info")
+        if isinstance(info, list):
+            found = [Restriction(kind, timestamp(entry.get("expiration")))
+                     for entry in info if isinstance(entry, Mapping)
+                     and (kind := text(entry.get("restriction_type")))]
+            out = replace(out, restrictions=_merge_restrictions(out.restrictions, found))
+        elif info is None and isinstance(violation, Mapping):
+            kind = text(violation.get("violation_type")) or ""
+            if kind.endswith(("_UNBAN", "_RATE_LIMIT_RECOVERY")):
+                out = replace(out, restrictions=())  # Direct Send: the restriction is lifted
+    if event == "DISABLED_UPDATE":
+        ban = value.get("ban_info")
+        if isinstance(ban, Mapping):
+            state = text(ban.get("waba_ban_state"))
+            raw_date = text(ban.get("waba_ban_date"), 64)
+            if state:
+                out = replace(out, ban_state=state, ban_date_text=raw_date,
+                              ban_date=timestamp(ban.get("waba_ban_date")))
+    return out
+
+
+def _merge_restrictions(old: tuple[Restriction, ...],
+                        new: list[Restriction]) -> tuple[Restriction, ...]:
+    """The newest word on each restriction type wins; others stay until they expire."""
+    merged = {r.restriction_type: r for r in old}
+    for restriction in new:
+        if restriction.restriction_type in merged or len(merged) < MAX_EVENT_KINDS:
+            merged[restriction.restriction_type] = restriction
+    return tuple(merged[k] for k in sorted(merged))
+
+
+def apply_review(facts: WabaFacts, value: Mapping[str, Any], at: float) -> WabaFacts | None:
+    """``account_review_update``: the decision applies at once; None if it has none."""
+    decision = text(value.get("decision"))
+    if decision is None:
+        return None
+    return replace(facts, review_status=decision, review_at=at)
+
+
+def parse_account_alert(business_id: str, value: Mapping[str, Any],
+                        at: float) -> AccountAlert | None:
+    """``account_alerts`` (facts §2.4): ``entity_id`` is a portfolio or phone-number **id**."""
+    info = value.get("alert_info")
+    if not isinstance(info, Mapping):
+        return None
+    kind = text(value.get("entity_type"))
+    ident = text(value.get("entity_id"))
+    alert_type = text(info.get("alert_type"))
+    if kind is None or alert_type is None:
+        return None
+    return AccountAlert(
+        business_id=business_id,
+        entity_type=kind,
+        entity_id=ident or business_id,
+        alert_type=alert_type,
+        alert_severity=text(info.get("alert_severity")) or "UNKNOWN",
+        alert_status=text(info.get("alert_status")),
+        at=at,
+    )
+
+
+def review_status(node: WabaNode | None, facts: WabaFacts | None) -> str | None:
+    """The newer of the node's ``account_review_status`` and the last review webhook."""
+    from_node = node.account_review_status if node else None
+    if facts is None or facts.review_status is None:
+        return from_node
+    if from_node is None or node is None or (facts.review_at or 0.0) >= node.read_at:
+        return facts.review_status
+    return from_node
+
+
+def facts_to_json(facts: WabaFacts) -> dict[str, Any]:
+    return {
+        "ban_state": facts.ban_state, "ban_date": facts.ban_date,
+        "ban_date_text": facts.ban_date_text,
+        "restrictions": [[r.restriction_type, r.expires_at] for r in facts.restrictions],
+        "violations": dict(facts.violations), "events": dict(facts.events),
+        "review_status": facts.review_status, "review_at": facts.review_at,
+        "phone_numbers_cap": facts.phone_numbers_cap, "applied": list(facts.applied),
+    }
+
+
+def facts_from_json(raw: Mapping[str, Any]) -> WabaFacts:
+    """Inverse of :func:`facts_to_json`; raises ValueError/TypeError on a broken row."""
+    return WabaFacts(
+        ban_state=raw.get("ban_state"), ban_date=raw.get("ban_date"),
+        ban_date_text=raw.get("ban_date_text"),
+        restrictions=tuple(Restriction(str(k), None if e is None else float(e))
+                           for k, e in raw.get("restrictions") or ()),
+        violations={str(k): int(v) for k, v in (raw.get("violations") or {}).items()},
+        events={str(k): float(v) for k, v in (raw.get("events") or {}).items()},
+        review_status=raw.get("review_status"), review_at=raw.get("review_at"),
+        phone_numbers_cap=raw.get("phone_numbers_cap"),
+        applied=tuple(str(k) for k in raw.get("applied") or ()),
+    )
