@@ -38,6 +38,7 @@ from monitor.model import BusinessState
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
 from monitor.sharding import Shard, resolve_shard
+from monitor.sharding.forward import ShardForwarder
 from monitor.state import StateDB, StateError, StateWriter, flushing
 from monitor.store import Store, Transition
 from monitor.token import TokenCheckPlan, TokenChecks
@@ -51,9 +52,7 @@ from monitor.webconfig import (
     ssl_context,
 )
 from monitor.webconfig import startup_warnings as web_startup_warnings
-from monitor.webhooks import (
-    FORWARDED_HEADER,
-    SIGNATURE_HEADER,
+from monitor.webhooks.receiver import (
     WebhookConfig,
     add_webhook_routes,
     create_webhook_metrics,
@@ -171,7 +170,6 @@ class Runtime:
         self._loader = loader
         self._reload_lock = asyncio.Lock()
         self._update_webhooks: Callable[[WebhookConfig], None] | None = None
-        self._forwards: set[asyncio.Task[None]] = set()
         self.web_config = (load_web_config(settings.server.web_config_file)
                            if settings.server.web_config_file else WebConfig())
         self._auth = Authenticator(self.web_config)
@@ -304,40 +302,15 @@ class Runtime:
 
     def _add_webhooks(self, app: web.Application, monitor: Monitor, jobs: Jobs) -> None:
         config = self._webhook_config()
+        forward = ShardForwarder(shard=lambda: self.shard, settings=lambda: self.settings,
+                                 watches=lambda waba_id: self.store.waba(waba_id) is not None,
+                                 session=lambda: self._session)
+        app.cleanup_ctx.append(forward.cleanup_ctx)
         self._update_webhooks = add_webhook_routes(
             app, config, WebhookBridge(monitor, jobs),
-            create_webhook_metrics(self.metrics.registry), forward=self._forward)
+            create_webhook_metrics(self.metrics.registry), forward=forward)
         for warning in startup_warnings(config):
             log.warning("webhooks_misconfigured", problem=warning)
-
-    def _forward(self, body: bytes, signature: str, waba_ids: frozenset[str]) -> None:
-        """Meta posts to one URL: pass a webhook about WABAs this shard does not watch on to
-        the other shards, unchanged (body and signature), marked as forwarded."""
-        if self.shard.total == 1 or self._session is None:
-            return
-        if all(self.store.waba(waba_id) is not None for waba_id in waba_ids):
-            return
-        for ordinal in range(self.shard.total):
-            base = self.settings.sharding.peer_url(ordinal)
-            if ordinal == self.shard.ordinal or base is None:
-                continue
-            task = asyncio.create_task(self._post_forward(base + self.settings.webhooks.path,
-                                                          body, signature))
-            self._forwards.add(task)
-            task.add_done_callback(self._forwards.discard)
-
-    async def _post_forward(self, url: str, body: bytes, signature: str) -> None:
-        assert self._session is not None
-        headers = {SIGNATURE_HEADER: signature, FORWARDED_HEADER: "1",
-                   "Content-Type": "application/json"}
-        try:
-            async with self._session.post(url, data=body, headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("webhook_forward_failed", peer=url, error=type(exc).__name__)
-            return
-        log.info("webhook_forwarded", peer=url, status=status)
 
     def _plan_token_checks(self, client: GraphClient) -> None:
         app_id = self.settings.graph.app_id

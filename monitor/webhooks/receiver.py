@@ -1,0 +1,335 @@
+"""Meta webhook receiver: the verification handshake, signed notifications, and what they trigger.
+
+Webhooks are hints, not a source of truth. A notification asks the daemon to re-poll the WABA
+(the Graph API stays authoritative), except ``business_capability_update``, which is the only
+place Meta publishes the registered-number cap. Nothing in a POST is parsed, let alone acted
+on, before the HMAC-SHA256 of the raw body matches ``X-Hub-Signature-256``.
+
+Status codes (the receiver never answers 5xx, whatever the input):
+
+* ``GET``: 200 with the raw ``hub.challenge`` when ``hub.mode=subscribe`` and the verify
+  token matches; 403 otherwise, always 403 when no verify token is configured.
+* ``POST``: 403 when no app secret is configured (nothing can be verified; not 503, since a
+  retry cannot help until the configuration changes); 401 when ``X-Hub-Signature-256`` is
+  missing; 413 when the body is longer than ``max_body_bytes``; 403 when the signature does
+  not match; 400 for malformed JSON or a wrong envelope (nothing applied); otherwise 200, also
+  when single changes were unknown, invalid or failed in the sink, because Meta retries
+  anything else for days and a retry would not fare better.
+
+Processing is synchronous and cheap (the sink only records and debounces), so it runs before
+the 200 is sent: a notification is acknowledged only once it has been applied. What a change
+does is decided by its field's handler (``monitor.webhooks.handlers``); this module owns the
+HTTP side, the dedupe memory and the metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from monitor.logs import register_secret
+from monitor.webhooks.contract import (
+    DUPLICATE,
+    ERROR,
+    EVENT_OUTCOMES,
+    WebhookSink,
+    record_outcome,
+)
+from monitor.webhooks.envelope import (
+    SIGNATURE_HEADER,
+    WebhookChange,
+    WebhookPayloadError,
+    change_key,
+    parse_notification,
+    verify_signature,
+)
+from monitor.webhooks.handlers import KNOWN_FIELDS, OTHER_FIELD, dispatch, metric_label
+
+__all__ = [
+    "DEDUPE_CAPACITY",
+    "FORWARDED_HEADER",
+    "REQUEST_RESULTS",
+    "Forwarder",
+    "WebhookConfig",
+    "WebhookMetrics",
+    "add_webhook_routes",
+    "create_webhook_metrics",
+    "startup_warnings",
+]
+
+log = structlog.get_logger("monitor.webhooks")
+
+DEDUPE_CAPACITY = 10_000
+REQUEST_RESULTS: tuple[str, ...] = (
+    "ok",
+    "bad_signature",
+    "unsigned",
+    "too_large",
+    "malformed",
+    "refused_no_secret",
+    "verify_ok",
+    "verify_failed",
+)
+
+# (raw body, signature header, WABA ids named in it): hands a verified notification to the
+# shards that may watch those WABAs (``monitor.sharding.forward``). Forwarded requests carry
+# FORWARDED_HEADER and are not forwarded again.
+Forwarder = Callable[[bytes, str, frozenset[str]], None]
+FORWARDED_HEADER = "X-Waba-Monitor-Forwarded"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """Where the receiver listens and the two secrets it checks (empty means not set)."""
+
+    path: str = "/webhooks/whatsapp"
+    verify_token: str | None = None
+    app_secret: str | None = None
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMetrics:
+    requests: Counter
+    events: Counter
+    last_event: Gauge
+
+
+def create_webhook_metrics(registry: CollectorRegistry) -> WebhookMetrics:
+    """Counters with every known label combination pre-set, so rate() sees them from zero."""
+    requests = Counter(
+        "whatsapp_monitor_webhook_requests",
+        "Webhook HTTP requests by result: ok, bad_signature, unsigned, too_large, malformed, "
+        "refused_no_secret (POST); verify_ok, verify_failed (GET handshake).",
+        ["result"],
+        registry=registry,
+    )
+    events = Counter(
+        "whatsapp_monitor_webhook_events",
+        "Changes received in signed webhook notifications, by field (unhandled fields are "
+        "'other') and outcome: applied, ignored, duplicate, invalid, error.",
+        ["field", "outcome"],
+        registry=registry,
+    )
+    last_event = Gauge(
+        "whatsapp_monitor_webhook_last_event_timestamp_seconds",
+        "Unix time the last correctly signed, well-formed webhook notification arrived "
+        "(0: none since start).",
+        registry=registry,
+    )
+    for result in REQUEST_RESULTS:
+        requests.labels(result=result)
+    for field in (*KNOWN_FIELDS, OTHER_FIELD):
+        for outcome in EVENT_OUTCOMES:
+            events.labels(field=field, outcome=outcome)
+    return WebhookMetrics(requests=requests, events=events, last_event=last_event)
+
+
+def startup_warnings(config: WebhookConfig) -> list[str]:
+    """Misconfigurations the daemon should log once at start (each makes Meta's calls fail)."""
+    warnings = []
+    if not config.verify_token:
+        warnings.append(
+            f"webhooks: no verify token configured; GET {config.path} verification always "
+            "answers 403, so Meta cannot (re)subscribe this callback URL"
+        )
+    if not config.app_secret:
+        warnings.append(
+            f"webhooks: no app secret configured; every POST to {config.path} is refused with "
+            "403 because its X-Hub-Signature-256 cannot be verified"
+        )
+    return warnings
+
+
+class _Lru:
+    """Keys of recently processed changes, oldest dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("dedupe capacity must be at least 1")
+        self._capacity = capacity
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def seen(self, key: str) -> bool:
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: str) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+@dataclass(slots=True)
+class _Receiver:
+    config: WebhookConfig  # replaced whole on a configuration reload
+    sink: WebhookSink
+    metrics: WebhookMetrics
+    recent: _Lru
+    clock: Callable[[], float]
+    forward: Forwarder | None = None
+
+    # ---------------------------------------------------------------- GET handshake
+
+    async def verify(self, request: web.Request) -> web.Response:
+        query = request.query
+        mode = query.get("hub.mode")
+        token = query.get("hub.verify_token")
+        challenge = query.get("hub.challenge")
+        expected = self.config.verify_token
+        ok = (
+            bool(expected)
+            and mode == "subscribe"
+            and token is not None
+            and challenge is not None
+            and hmac.compare_digest(
+                token.encode("utf-8", "surrogatepass"),
+                (expected or "").encode("utf-8", "surrogatepass"),
+            )
+        )
+        if not ok or challenge is None:
+            self.metrics.requests.labels(result="verify_failed").inc()
+            reason = "no verify token configured" if not expected else "mode or token mismatch"
+            log.warning(
+                "webhook_verification", result="verify_failed", reason=reason, peer=request.remote
+            )
+            return _plain(403, b"verification failed\n")
+        self.metrics.requests.labels(result="verify_ok").inc()
+        log.info("webhook_verification", result="verify_ok", peer=request.remote)
+        return _plain(200, challenge.encode("utf-8", "replace"))
+
+    # ---------------------------------------------------------------- POST notifications
+
+    def _reject(self, request: web.Request, status: int, result: str, reason: str) -> web.Response:
+        self.metrics.requests.labels(result=result).inc()
+        level = log.warning if result in ("bad_signature", "refused_no_secret") else log.info
+        level("webhook_rejected", result=result, status=status, reason=reason, peer=request.remote)
+        return _plain(status, f"{reason}\n".encode())
+
+    async def receive(self, request: web.Request) -> web.Response:
+        secret = self.config.app_secret
+        if not secret:
+            return self._reject(
+                request, 403, "refused_no_secret", "no app secret configured: cannot verify"
+            )
+        header = request.headers.get(SIGNATURE_HEADER)
+        if not header:
+            return self._reject(request, 401, "unsigned", f"missing {SIGNATURE_HEADER}")
+        limit = self.config.max_body_bytes
+        try:
+            body = await _read_limited(request, limit)
+        except (ConnectionError, HttpProcessingError) as exc:
+            reason = f"body unreadable ({type(exc).__name__})"
+            return self._reject(request, 400, "malformed", reason)
+        if body is None:
+            return self._reject(request, 413, "too_large", f"body larger than {limit} bytes")
+        if not verify_signature(body, header, secret):
+            return self._reject(request, 403, "bad_signature", "signature does not match")
+        try:
+            changes = parse_notification(body)
+        except WebhookPayloadError as exc:
+            return self._reject(request, 400, "malformed", str(exc))
+        self.metrics.requests.labels(result="ok").inc()
+        self.metrics.last_event.set(self.clock())
+        if self.forward is not None and not request.headers.get(FORWARDED_HEADER):
+            try:
+                self.forward(body, header, frozenset(c.waba_id for c in changes))
+            except Exception:  # forwarding is best effort; the local result stands
+                log.exception("webhook_forward_failed")
+        for change in changes:
+            self._process(change)
+        return _plain(200, b"OK\n")
+
+    def _process(self, change: WebhookChange) -> None:
+        """Dedupe, dispatch and record one change; a failed one is not remembered (retried)."""
+        label = metric_label(change.field)
+        try:
+            key: str | None = change_key(change)
+        except (ValueError, RecursionError):
+            key = None
+        if key is not None and self.recent.seen(key):
+            record_outcome(self.metrics.events, label, change, DUPLICATE)
+            return
+        try:
+            outcome = dispatch(change, self.sink)
+        except Exception:  # a sink or handler failure must not become a 5xx or a retry loop
+            record_outcome(self.metrics.events, label, change, ERROR)
+            return
+        if key is not None:
+            self.recent.add(key)
+        record_outcome(self.metrics.events, label, change, outcome)
+
+
+def _plain(status: int, body: bytes) -> web.Response:
+    return web.Response(
+        status=status,
+        body=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The raw body, or None as soon as it proves longer than ``limit`` (never reads more)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(min(65_536, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+
+
+def add_webhook_routes(
+    app: web.Application,
+    config: WebhookConfig,
+    sink: WebhookSink,
+    metrics: WebhookMetrics,
+    *,
+    clock: Callable[[], float] = time.time,
+    dedupe_capacity: int = DEDUPE_CAPACITY,
+    forward: Forwarder | None = None,
+) -> Callable[[WebhookConfig], None]:
+    """Add ``GET``/``POST config.path``; registers both secrets for log redaction.
+
+    Returns a function that swaps in new secrets and limits on a reload (the path is fixed
+    for the life of the server).
+    """
+    if not config.path.startswith("/"):
+        raise ValueError(f"webhook path must start with '/', got {config.path!r}")
+    if config.max_body_bytes < 1:
+        raise ValueError("max_body_bytes must be at least 1")
+    register_secret(config.verify_token)
+    register_secret(config.app_secret)
+    receiver = _Receiver(config, sink, metrics, _Lru(dedupe_capacity), clock, forward)
+    app.router.add_get(config.path, receiver.verify)
+    app.router.add_post(config.path, receiver.receive)
+
+    def update(new: WebhookConfig) -> None:
+        register_secret(new.verify_token)
+        register_secret(new.app_secret)
+        receiver.config = dataclasses.replace(new, path=config.path)
+
+    return update
