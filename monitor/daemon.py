@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 import structlog
@@ -24,7 +24,7 @@ from monitor.model import BusinessState, LearnedCap, PhoneNumber, WabaState
 from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
 from monitor.selfmetrics import SelfMetrics
 from monitor.sharding import Shard
-from monitor.store import Store
+from monitor.store import Store, Transition, transitions
 
 log = structlog.get_logger("monitor.daemon")
 
@@ -95,6 +95,9 @@ class Monitor:
         self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
         self.on_verified: list[Callable[[str, bool | None], None]] = []
         self.on_interval: list[Callable[[str, float], None]] = []
+        # Writes a WABA's changed state and its transitions durably (the state file), awaited
+        # before the change is put in the store; None when state is kept in memory only.
+        self.commit: Callable[[WabaState, list[Transition]], Awaitable[None]] | None = None
         self.configure(settings, shard or self.fleet.shard)
 
     def configure(self, settings: Settings, shard: Shard,
@@ -268,6 +271,9 @@ class Monitor:
             log.warning("waba_polled", business_id=target.business_id, waba_id=target.waba_id,
                         result="failure", error=str(error), kind=error.kind.value,
                         requests=accounting.request_count, duration_seconds=round(duration, 3))
+        changes = transitions(old, new, new.last_attempt or 0.0)
+        if changes and self.commit is not None:
+            await self.commit(new, changes)  # durable before /metrics or the API show it
         if self.store.waba(target.waba_id) is None:
             return new  # removed while we polled (reload or discovery): do not resurrect
         self.store.put_waba(new)

@@ -334,6 +334,7 @@ class Runtime:
         writer = StateWriter(db, retention=self.settings.state.history_retention)
         self.store.on_change.append(writer.on_change)
         self.store.on_remove.append(writer.on_remove)
+        monitor.commit = writer.commit
         monitor.on_cap_learned.append(db.save_cap)
         monitor.on_verified.append(db.save_verified)
         await self._duties.enter_async_context(flushing(writer))

@@ -1,10 +1,11 @@
 """State that survives restarts, in an embedded SQLite file that needs no server.
 
-What is kept: learned registration caps (written at once: Meta announces a cap only by
-webhook, so losing one would lose it for good), the last state of every WABA with its real
-timestamps, and a history of field transitions. WABA states are written behind, batched, by
-``flush``: after a crash at most the last flush interval of polls is lost, and the next poll
-restores it.
+What is kept: facts only a webhook tells — learned registration caps, a WABA's enforcement
+and review facts, account alerts — written at once, before the webhook is answered (Meta
+tells them once); the last state of every WABA with its real timestamps; and a history of
+field transitions, committed with the WABA's state before the change shows anywhere. States
+of polls that changed nothing are written behind, batched: after a crash at most the last
+flush interval of freshness timestamps is lost, and the next poll restores it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from monitor.accounts import AccountAlert, WabaFacts, facts_from_json, facts_to_json
 from monitor.graph.usage import BucUsage
 from monitor.model import HealthError, LearnedCap, PhoneNumber, WabaState
 from monitor.store import Transition
@@ -60,6 +62,21 @@ CREATE TABLE IF NOT EXISTS transitions (
     new TEXT
 );
 CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at);
+CREATE TABLE IF NOT EXISTS waba_facts (
+    waba_id TEXT PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    facts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS account_alerts (
+    business_id TEXT NOT NULL,
+    entity_type TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    alert_type TEXT NOT NULL,
+    alert_severity TEXT NOT NULL,
+    alert_status TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (business_id, entity_type, entity_id, alert_type, alert_severity)
+);
 """
 
 
@@ -157,10 +174,47 @@ class StateDB:
                 )
                 if prune_before is not None:
                     self._conn.execute("DELETE FROM transitions WHERE at < ?", (prune_before,))
+                    self._conn.execute("DELETE FROM account_alerts WHERE at < ?",
+                                       (prune_before,))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def commit_change(self, state: WabaState, transitions: Iterable[Transition]) -> None:
+        """A WABA whose fields changed: its state and the transitions, in one transaction,
+        before the change is shown anywhere (a crash never shows what the file lacks)."""
+        self.write([state], [], transitions)
+
+    # --- webhook-only facts: written before the webhook is answered -------------------------
+    def save_waba_facts(self, waba_id: str, business_id: str, facts: WabaFacts) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO waba_facts VALUES (?, ?, ?)",
+                               (waba_id, business_id,
+                                json.dumps(facts_to_json(facts), separators=(",", ":"))))
+
+    def waba_facts(self) -> dict[str, tuple[str, WabaFacts]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT waba_id, business_id, facts FROM waba_facts")
+            found = rows.fetchall()
+        out: dict[str, tuple[str, WabaFacts]] = {}
+        for waba_id, business_id, text in found:
+            try:
+                out[str(waba_id)] = (str(business_id), facts_from_json(json.loads(text)))
+            except (ValueError, TypeError, AttributeError):
+                continue  # a broken row must not stop the daemon; the next webhook rewrites it
+        return out
+
+    def save_account_alert(self, alert: AccountAlert) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO account_alerts VALUES (?,?,?,?,?,?,?)",
+                               (*alert.key, alert.alert_status, alert.at))
+
+    def account_alerts(self) -> list[AccountAlert]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM account_alerts ORDER BY at").fetchall()
+        return [AccountAlert(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]),
+                             None if r[5] is None else str(r[5]), float(r[6])) for r in rows]
 
     def wabas(self) -> list[WabaState]:
         with self._lock:
@@ -195,12 +249,20 @@ class StateWriter:
         self.retention = retention
         self._pending: dict[str, WabaState] = {}
         self._removed: set[str] = set()
-        self._transitions: list[Transition] = []
+        self.lock = asyncio.Lock()  # one write at a time, in the order they were asked for
+
+    async def commit(self, state: WabaState, transitions: list[Transition]) -> None:
+        """Write a changed WABA and its transitions now (in a worker thread), in turn with
+        the batches, so an older batched state never lands after it."""
+        async with self.lock:
+            self._pending.pop(state.waba_id, None)
+            await asyncio.to_thread(self.db.commit_change, state, transitions)
 
     def on_change(self, state: WabaState, transitions: list[Transition]) -> None:
+        """Batch the state; transitions were committed already (``commit_change``) when the
+        store saw them, so they are not written twice."""
         self._pending[state.waba_id] = state
         self._removed.discard(state.waba_id)
-        self._transitions.extend(transitions)
 
     def on_remove(self, waba_id: str) -> None:
         self._pending.pop(waba_id, None)
@@ -208,19 +270,18 @@ class StateWriter:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._pending or self._removed or self._transitions)
+        return bool(self._pending or self._removed)
 
-    def take(self) -> tuple[list[WabaState], list[str], list[Transition]]:
+    def take(self) -> tuple[list[WabaState], list[str]]:
         """Hand over what is pending and start a new batch (called on the event loop)."""
-        batch = (list(self._pending.values()), sorted(self._removed), self._transitions)
-        self._pending, self._removed, self._transitions = {}, set(), []
+        batch = (list(self._pending.values()), sorted(self._removed))
+        self._pending, self._removed = {}, set()
         return batch
 
-    def write(self, batch: tuple[list[WabaState], list[str], list[Transition]],
-              now: float) -> None:
+    def write(self, batch: tuple[list[WabaState], list[str]], now: float) -> None:
         """Runs in a worker thread."""
-        states, removed, transitions = batch
-        self.db.write(states, removed, transitions, prune_before=now - self.retention)
+        states, removed = batch
+        self.db.write(states, removed, (), prune_before=now - self.retention)
 
 
 @contextlib.asynccontextmanager
@@ -230,9 +291,10 @@ async def flushing(writer: StateWriter, *, interval: float = FLUSH_INTERVAL,
     the end, in a worker thread (the aiohttp ``cleanup_ctx`` lifecycle as a context)."""
 
     async def flush() -> None:
-        if writer.dirty:
-            batch = writer.take()
-            await asyncio.to_thread(writer.write, batch, clock())
+        async with writer.lock:
+            if writer.dirty:
+                batch = writer.take()
+                await asyncio.to_thread(writer.write, batch, clock())
 
     async def forever() -> None:
         while True:

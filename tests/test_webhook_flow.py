@@ -164,3 +164,50 @@ def test_cap_learned_by_webhook_survives_kill_9(
     assert numbers and all(line in after for line in numbers)
     assert get_text(f"{url}/-/ready")[0] == 503  # the first new poll has not finished
     http_json("DELETE", f"{sim}/_sim/faults")
+
+
+def test_a_status_change_shown_is_in_the_history_after_kill_9(
+    simulator_process: str, tmp_path: Path,  # noqa: F811
+    daemon_factory: list[subprocess.Popen[str]],
+) -> None:
+    """A transition is committed before /metrics shows it: SIGKILL the moment the new status
+    is visible, and the restarted daemon still serves it and lists it in the history."""
+    sim = simulator_process
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    number = "300000000000011"
+    config = write_config(tmp_path, {
+        "graph": {"base_url": sim, "timeout": "60s", "max_retries": 0},
+        "businesses": [{"id": "100000000000002", "wabas": ["200000000000003"]}],
+        "schedule": {"scan_interval": "1s", "jitter": 0},
+        "server": {"listen": f"127.0.0.1:{port}"},
+        "state": {"directory": str(tmp_path / "state")},
+    })
+    env = {**os.environ, "WABA_MONITOR_ACCESS_TOKEN": "demo-token"}
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(config)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        daemon_factory.append(proc)
+        return proc
+
+    first = start()
+    wait_until(lambda: get_text(f"{url}/-/ready")[0] == 200)
+    http_json("PATCH", f"{sim}/_sim/numbers/{number}", {"status": "DISCONNECTED"})
+    line = (f'whatsapp_phone_number_status{{business_id="100000000000002",'
+            f'waba_id="200000000000003",phone_number_id="{number}",status="DISCONNECTED"}} 1')
+    wait_until(lambda: line in get_text(f"{url}/metrics")[1], timeout=30)
+    first.send_signal(signal.SIGKILL)  # at once: no flush interval to hide behind
+    first.wait()
+
+    http_json("POST", f"{sim}/_sim/faults", {"target": "*", "kind": "hang", "count": -1})
+    try:
+        start()
+        wait_until(lambda: get_text(f"{url}/-/healthy")[0] == 200)
+        assert line in get_text(f"{url}/metrics")[1]
+        history = json.loads(get_text(f"{url}/api/v1/transitions?since=0")[1])["data"]
+        assert any(t["phone_number_id"] == number and t["field"] == "status"
+                   and t["new"] == "DISCONNECTED" for t in history)
+    finally:
+        http_json("DELETE", f"{sim}/_sim/faults")
