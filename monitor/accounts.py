@@ -36,9 +36,19 @@ WABA_NODE_FIELDS: tuple[str, ...] = (
     "business_verification_status", "health_status", "owner_business_info",
     "whatsapp_business_manager_messaging_limit",
 )
-BUSINESS_NODE_FIELDS: tuple[str, ...] = (
-    "id", "verification_status", "whatsapp_business_manager_messaging_limit",
-)
+LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"  # v24.0 and newer
+
+
+def api_major(version: str) -> int:
+    """24 for "v24.0"; 0 when unreadable (then version-gated fields are left out)."""
+    digits = version.lstrip("vV").split(".", 1)[0]
+    return int(digits) if digits.isdigit() else 0
+
+
+def business_node_fields(api_version: str) -> tuple[str, ...]:
+    """What to read from the business node: the limit field exists from v24.0 on."""
+    base = ("id", "verification_status")
+    return (*base, LIMIT_FIELD) if api_major(api_version) >= 24 else base
 
 
 def text(value: object, limit: int = MAX_TEXT) -> str | None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiohttp
 import structlog
 
+from monitor.accounts import WABA_NODE_FIELDS, WabaNode, business_node_fields
 from monitor.budget import pace
 from monitor.config import BusinessSettings, Settings
 from monitor.fleet import Fleet, Target, Watch
@@ -21,7 +22,14 @@ from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
 from monitor.model import BusinessState, LearnedCap, PhoneNumber, WabaState
-from monitor.poller import FieldPolicy, FillMemory, discover_wabas, fetch_waba
+from monitor.poller import (
+    FieldPolicy,
+    FillMemory,
+    discover_wabas,
+    fetch_waba,
+    read_business_node,
+    read_waba_node,
+)
 from monitor.selfmetrics import SelfMetrics
 from monitor.sharding import Shard
 from monitor.store import Store, Transition, transitions
@@ -89,6 +97,9 @@ class Monitor:
         self.metrics = metrics
         self.clock = clock
         self.fields = FieldPolicy(metrics)
+        self.waba_fields = FieldPolicy(metrics, wanted=WABA_NODE_FIELDS)
+        self.business_fields = FieldPolicy(metrics, wanted=business_node_fields(
+            settings.graph.api_version))
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
         self.fleet = fleet or Fleet(settings, shard)
@@ -178,21 +189,68 @@ class Monitor:
         return found[1].id if found else None
 
     async def refresh_business(self, business_id: str) -> None:
-        """Read verification_status where the token may; the cap rule uses it."""
+        """Read the portfolio node (verification, shared messaging limit) where the token
+        may; a refusal is logged and its WABAs' nodes stand in for the limit."""
         try:
-            node = await self.client.get("business", business_id,
-                                         {"fields": "id,verification_status"})
+            node = await read_business_node(self.client, business_id, self.business_fields)
         except GraphError as err:
-            log.info("business_verification_unreadable", business_id=business_id,
+            log.info("business_node_unreadable", business_id=business_id,
                      kind=err.kind.value, code=err.code)
             return
-        status = node.get("verification_status")
-        verified = status.lower() == "verified" if isinstance(status, str) else None
+        status = node.verification_status
+        verified = status == "verified" if status is not None else None
         business = self.store.business(business_id) or BusinessState(business_id)
+        updated = dataclasses.replace(business, verified=verified, verification_status=status)
+        if node.messaging_limit is not None:
+            updated = dataclasses.replace(updated, messaging_limit=node.messaging_limit,
+                                          messaging_limit_source="business",
+                                          messaging_limit_at=self.clock())
+        if updated != business:
+            self.store.put_business(updated)
         if business.verified != verified:
-            self.store.put_business(dataclasses.replace(business, verified=verified))
             for listener in self.on_verified:
                 listener(business_id, verified)
+
+    async def read_waba(self, target: Target) -> WabaNode | None:
+        """Read the WABA node (review, health, ownership; at the discovery cadence, one
+        request). A listed WABA owned by another portfolio is attributed to that owner in
+        the fleet; ``sync`` then moves it, and ``put_waba_node`` stores what was read."""
+        try:
+            node = await read_waba_node(self.client, target.waba_id, self.waba_fields,
+                                        self.clock())
+        except GraphError as err:
+            log.info("waba_node_unreadable", business_id=target.business_id,
+                     waba_id=target.waba_id, kind=err.kind.value, code=err.code)
+            return None
+        if node.owner_business_id and self.fleet.attribute(target.waba_id,
+                                                           node.owner_business_id):
+            log.info("waba_attributed_to_owner", waba_id=target.waba_id,
+                     owner_business_id=node.owner_business_id,
+                     configured_under=target.business_id)
+        return node
+
+    def put_waba_node(self, waba_id: str, node: WabaNode) -> None:
+        """Keep what a WABA node said; its portfolio limit stands in for the business node's
+        when that one could not be read."""
+        waba = self.store.waba(waba_id)
+        if waba is None:
+            return  # no longer watched
+        self.store.put_waba_node(waba_id, node)
+        business = self.store.business(waba.business_id)
+        if (business is not None and node.messaging_limit is not None
+                and business.messaging_limit_source != "business"):
+            self.store.put_business(dataclasses.replace(
+                business, messaging_limit=node.messaging_limit,
+                messaging_limit_source="waba", messaging_limit_at=node.read_at))
+
+    async def refresh_wabas(self, targets: Iterable[Target]) -> None:
+        """Read many WABA nodes (bounded by the client's concurrency), then store them."""
+        targets = list(targets)
+        nodes = await asyncio.gather(*(self.read_waba(t) for t in targets))
+        self.sync(reason="attributed to its owner")
+        for target, node in zip(targets, nodes, strict=True):
+            if node is not None:
+                self.put_waba_node(target.waba_id, node)
 
     # --- polling -------------------------------------------------------------------------
     async def poll_waba(self, target: Target) -> WabaState | None:
@@ -314,4 +372,5 @@ class Monitor:
         for business in self.fleet.discovery_businesses():
             self.fleet.discovered(business.id, await self.discover(business))
         self.sync(reason="not found by discovery")
+        await self.refresh_wabas(w.target for w in self.fleet.desired().values())
         await self.poll_all(self.targets())

@@ -63,6 +63,7 @@ class Fleet:
         self._discovered: dict[str, frozenset[Target]] = {}  # via business -> its finds
         self._restored: dict[str, Watch] = {}  # waba_id -> provisional watch
         self._attempted: set[str] = set()  # businesses whose discovery has run at least once
+        self._owners: dict[str, str] = {}  # configured waba_id -> owner read from its node
         self.configure(settings, shard or Shard())
 
     # --- inputs ----------------------------------------------------------------------------
@@ -77,6 +78,8 @@ class Fleet:
             via: frozenset(t for t in found if shard.owns(t.business_id))
             for via, found in self._discovered.items() if via in discovering}
         self._attempted &= discovering
+        listed = {w for b in self.businesses for w in (b.wabas or ())}
+        self._owners = {w: o for w, o in self._owners.items() if w in listed}
         self._restored = {w: watch for w, watch in self._restored.items()
                           if self._vouched(watch)}
 
@@ -87,11 +90,15 @@ class Fleet:
         business found is accepted until that business's next discovery; any other is refused.
         ``via`` is None in state written before it was recorded: the owner stands in for it.
         """
-        configured = self.configured()
         accepted: list[Watch] = []
+        configured = self.configured()
         for target, via in wabas:
-            if target.waba_id in configured:
-                accepted.append(configured[target.waba_id])
+            listed = configured.get(target.waba_id)
+            if listed is not None:
+                if via == listed.via and target.business_id != via:  # its owner, last time
+                    self._owners[target.waba_id] = target.business_id
+                    listed = Watch(target, listed.via, Reason.CONFIGURED)
+                accepted.append(listed)
                 continue
             watch = Watch(target, via or target.business_id, Reason.RESTORED)
             if self._vouched(watch):
@@ -114,8 +121,20 @@ class Fleet:
         return tuple(b for b in self.settings.businesses if b.wabas is None)
 
     def configured(self) -> dict[str, Watch]:
-        return {w: Watch(Target(b.id, w), b.id, Reason.CONFIGURED)
+        """Listed WABAs, each attributed to its owner when its node named one: a Solution
+        Provider may list a client's WABA, which counts toward the client's cap."""
+        return {w: Watch(Target(self._owners.get(w, b.id), w), b.id, Reason.CONFIGURED)
                 for b in self.businesses for w in (b.wabas or ())}
+
+    def attribute(self, waba_id: str, owner_business_id: str | None) -> bool:
+        """A listed WABA's owner, as its node says; True when that changed the set."""
+        listed = {w for b in self.businesses for w in (b.wabas or ())}
+        if waba_id not in listed or not owner_business_id:
+            return False
+        if self._owners.get(waba_id) == owner_business_id:
+            return False
+        self._owners[waba_id] = owner_business_id
+        return True
 
     def desired(self) -> dict[str, Watch]:
         """Every WABA to watch, keyed by id; a configured entry outranks a discovered one,

@@ -200,6 +200,13 @@ class BusinessState:
     configured_cap: int | None = None  # None means "auto"
     learned_cap: int | None = None  # from a business_capability_update webhook
     verified: bool | None = None  # verification_status, when the token may read it
+    verification_status: str | None = None  # as read (lower case), open enum
+    # The portfolio's shared messaging limit (TIER_*), where it was last read or told:
+    # "business" (its node), "waba" (a WABA node, when the business node is refused) or
+    # "webhook" (business_capability_update / phone_number_quality_update); the latest wins.
+    messaging_limit: str | None = None
+    messaging_limit_source: str | None = None
+    messaging_limit_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from monitor.accounts import BusinessNode, WabaNode, parse_business_node, parse_waba_node
 from monitor.graph.client import GraphClient
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.model import PHONE_NUMBER_FIELDS, PayloadError, PhoneNumber, parse_phone_number
@@ -196,3 +197,28 @@ def _parse_discovered(entry: object, endpoint: str) -> DiscoveredWaba:
         waba_id=str(entry["id"]),
         owner_business_id=str(owner_id) if isinstance(owner_id, str | int) else None,
     )
+
+
+async def read_node(client: GraphClient, endpoint: str, node_id: str,
+                    policy: FieldPolicy) -> Mapping[str, Any]:
+    """One node read with the policy's fields; a rejected field is dropped and asked again."""
+    while True:
+        try:
+            return await client.get(endpoint, node_id, {"fields": ",".join(policy.current())})
+        except GraphError as err:
+            if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
+                continue
+            raise
+
+
+async def read_waba_node(client: GraphClient, waba_id: str, policy: FieldPolicy,
+                         at: float) -> WabaNode:
+    """``GET /{WABA_ID}``: review, health, ownership and the portfolio's limit (one request,
+    at the discovery cadence: the poll stays at one request per page of numbers)."""
+    return parse_waba_node(await read_node(client, "waba", waba_id, policy), at)
+
+
+async def read_business_node(client: GraphClient, business_id: str,
+                             policy: FieldPolicy) -> BusinessNode:
+    """``GET /{BUSINESS_ID}``: verification and the portfolio's shared messaging limit."""
+    return parse_business_node(await read_node(client, "business", business_id, policy))

@@ -134,11 +134,27 @@ class Jobs:
         await self._quietly(self._business_work(business))
 
     async def _business_work(self, business: BusinessSettings) -> None:
+        """At the discovery cadence: the portfolio node, discovery, then the node of every
+        WABA this business lists or found (one request each, concurrency-bounded)."""
         if any(b.id == business.id for b in self.fleet.businesses):
             await self.monitor.refresh_business(business.id)
         if business.wabas is None:
             self.fleet.discovered(business.id, await self.monitor.discover(business))
             self.apply(reason="not found by discovery")
+        mine = [w.target for w in self.fleet.desired().values() if w.via == business.id]
+        if mine:
+            await self.monitor.refresh_wabas(mine)
+            self.apply(reason="attributed to its owner")
+
+    def request_discovery(self, *, business_id: str, reason: str) -> None:
+        """Run a business's discovery now (a partner or deletion webhook said its WABAs
+        changed); the business that owns or found the WABA is asked."""
+        job = self.scheduler.get_job(f"business:{business_id}")
+        if job is None:
+            log.info("discovery_for_unknown_business", business_id=business_id, reason=reason)
+            return
+        job.modify(next_run_time=datetime.now(UTC))
+        log.info("discovery_requested", business_id=business_id, reason=reason)
 
     async def _quietly(self, work: Awaitable[object]) -> None:
         try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from monitor.accounts import WabaNode
 from monitor.exposition import (
     ExpositionOptions,
     Fragment,
@@ -98,6 +99,7 @@ class Store:
         self.on_change: list[ChangeListener] = []
         self.on_remove: list[RemoveListener] = []
         self._wabas: dict[str, WabaState] = {}
+        self._waba_nodes: dict[str, WabaNode] = {}
         self._businesses: dict[str, BusinessState] = {}
         self._by_business: dict[str, set[str]] = {}
         self._waba_fragments: dict[str, Fragment] = {}
@@ -210,8 +212,18 @@ class Store:
             listener(state, found)
         return found
 
+    def waba_node(self, waba_id: str) -> WabaNode | None:
+        return self._waba_nodes.get(waba_id)
+
+    def put_waba_node(self, waba_id: str, node: WabaNode) -> None:
+        """What the WABA node said (read at the discovery cadence)."""
+        if waba_id in self._wabas and self._waba_nodes.get(waba_id) != node:
+            self._waba_nodes[waba_id] = node
+            self._version += 1
+
     def remove_waba(self, waba_id: str) -> None:
         old = self._wabas.pop(waba_id, None)
+        self._waba_nodes.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
         if old is not None:

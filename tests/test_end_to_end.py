@@ -179,10 +179,12 @@ def test_check_exits_0_when_everything_is_healthy(simulator_process: str,
                for n in w.numbers) and w.numbers
     ]
     assert healthy
+    owner = next(b.id for b in scenario.businesses if any(w.id == healthy[0] for w in b.wabas))
+    # Listed under the business that owns it: a WABA listed elsewhere counts toward its
+    # owner's cap, whatever cap the listing business has.
     config = write_config(tmp_path, {
         "graph": {"base_url": simulator_process},
-        "businesses": [{"id": "100000000000999", "wabas": healthy[:1],
-                        "registration_cap": 1000}],
+        "businesses": [{"id": owner, "wabas": healthy[:1], "registration_cap": 1000}],
     })
     result = run_cli("check", "--config", str(config),
                      env={"WABA_MONITOR_ACCESS_TOKEN": DEMO_TOKEN})

@@ -152,3 +152,16 @@ async def test_a_business_removed_from_the_configuration_stays_gone_after_restar
     assert proc.returncode in (0, 1, 2), err.decode()  # 3 would be "could not poll"
     assert {w["waba_id"] for bus in report["businesses"] for w in bus["wabas"]} == {
         w.id for w in a.wabas}
+
+
+def test_a_listed_client_waba_counts_toward_its_owner(tmp_path: Path) -> None:
+    fleet = Fleet(settings(tmp_path, [{"id": "1", "wabas": ["11", "12"]}]))
+    assert fleet.attribute("11", "7") and not fleet.attribute("11", "7")
+    assert not fleet.attribute("99", "7")  # not listed: discovery attributes those
+    desired = fleet.desired()
+    assert (desired["11"].business_id, desired["11"].via) == ("7", "1")
+    assert desired["12"].business_id == "1"
+    assert fleet.business_ids() == {"1", "7"}
+    again = Fleet(settings(tmp_path, [{"id": "1", "wabas": ["11", "12"]}]))
+    again.restore([(Target("7", "11"), "1")])  # the attribution survives a restart
+    assert again.desired()["11"].business_id == "7"

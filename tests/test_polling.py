@@ -243,11 +243,11 @@ async def test_throttled_waba_skips_polls_until_regained(
 ) -> None:
     scenario = small_fleet(numbers_per_waba=3)
     scenario = dataclasses.replace(
-        scenario, budget=dataclasses.replace(scenario.budget, default_per_hour=1,
-                                             active_per_hour=1))
+        scenario, budget=dataclasses.replace(scenario.budget, default_per_hour=2,
+                                             active_per_hour=2))
     sim = await start_sim(scenario)
     monitor = make_monitor(sim, scenario, max_retries=0, max_throttle_wait=1)
-    await monitor.run_once()
+    await monitor.run_once()  # the WABA node and one list page: the hourly budget of 2
     target = monitor.targets()[0]
     failed = await monitor.poll_waba(target)
     assert failed is not None and not failed.up
