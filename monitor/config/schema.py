@@ -3,10 +3,11 @@
 Why frozen: a loaded configuration is shared by the poller, the scheduler and the web server;
 a reload builds a new one instead of changing the old in place.
 
-Two checks depend on the caller, through pydantic's validation context (see
-:func:`monitor.config.loading.load_settings`): the metric family names that
-``metrics.include``/``exclude`` may match (passed in, so that this package imports nothing
-else from ``monitor``), and the environment that the default ``state.directory`` is read from.
+Two things depend on the caller, who passes them as a validation context (see
+:func:`validation_context` and :func:`monitor.config.loading.load_settings`): the metric
+family names that ``metrics.include``/``exclude`` may match (passed in, so that this package
+imports nothing else from ``monitor``), and the environment that the default
+``state.directory`` is read from.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ __all__ = [
 ENV_PREFIX = "WABA_MONITOR_"
 ENV_NESTED_DELIMITER = "__"
 CONFLICT = "waba_config_conflict"  # pydantic error type of a business clash
-# Keys of the validation context that load_settings passes to Settings.model_validate.
+# Keys of the validation context (pydantic's, or validation_context()).
 CONTEXT_FAMILY_NAMES = "family_names"
 CONTEXT_ENVIRON = "environ"
 
@@ -106,7 +107,7 @@ def validation_context(context: Mapping[str, Any]) -> Iterator[None]:
 
 def _context(key: str, info: ValidationInfo | None = None) -> Any:
     """A value the caller passed (pydantic context, else the loader's), or None without one."""
-    context = info.context if info is not None and info.context is not None else None
+    context = info.context if info is not None else None
     if not isinstance(context, Mapping):
         context = _LOAD_CONTEXT.get()
     return context.get(key) if context is not None else None
