@@ -8,6 +8,7 @@ pass what it must know, such as the metric family names, to :func:`load_settings
 - :mod:`.loading`: YAML, environment overrides, one error line per bad key, ``load_settings``.
 - :mod:`.secrets`: the access token, app secret and verify token, from files or variables.
 - :mod:`.reference`: the README's table of keys and variables.
+- :mod:`.context`: what callers pass to validation; :mod:`.errors`: ``ConfigError``.
 """
 
 from __future__ import annotations

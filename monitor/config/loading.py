@@ -32,17 +32,15 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, InitSettingsSource, SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
+from monitor.config.context import CONTEXT_ENVIRON, CONTEXT_FAMILY_NAMES, validation_context
 from monitor.config.errors import ConfigError
 from monitor.config.schema import (
     CONFLICT,
-    CONTEXT_ENVIRON,
-    CONTEXT_FAMILY_NAMES,
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
     SECTIONS,
     Settings,
     env_name,
-    validation_context,
 )
 from monitor.config.secrets import ACCESS_TOKEN_ENV, APP_SECRET_ENV, SECRET_ENV_VARS
 from monitor.config.types import conflicts, short

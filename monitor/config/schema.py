@@ -4,7 +4,7 @@ Why frozen: a loaded configuration is shared by the poller, the scheduler and th
 a reload builds a new one instead of changing the old in place.
 
 Two things depend on the caller, who passes them as a validation context (see
-:func:`validation_context` and :func:`monitor.config.loading.load_settings`): the metric
+:mod:`monitor.config.context` and :func:`monitor.config.loading.load_settings`): the metric
 family names that ``metrics.include``/``exclude`` may match (passed in, so that this package
 imports nothing else from ``monitor``), and the environment that the default
 ``state.directory`` is read from.
@@ -13,11 +13,9 @@ imports nothing else from ``monitor``), and the environment that the default
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,6 +30,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.config.context import CONTEXT_ENVIRON, CONTEXT_FAMILY_NAMES, context_value
 from monitor.config.secrets import ACCESS_TOKEN_ENV, APP_SECRET_ENV, WEBHOOK_VERIFY_TOKEN_ENV
 from monitor.config.types import (
     ApiVersion,
@@ -55,8 +54,6 @@ from monitor.config.types import (
 
 __all__ = [
     "CONFLICT",
-    "CONTEXT_ENVIRON",
-    "CONTEXT_FAMILY_NAMES",
     "ENV_NESTED_DELIMITER",
     "ENV_PREFIX",
     "SECTIONS",
@@ -72,15 +69,11 @@ __all__ = [
     "WebhookSettings",
     "env_name",
     "state_directory_default",
-    "validation_context",
 ]
 
 ENV_PREFIX = "WABA_MONITOR_"
 ENV_NESTED_DELIMITER = "__"
 CONFLICT = "waba_config_conflict"  # pydantic error type of a business clash
-# Keys of the validation context (pydantic's, or validation_context()).
-CONTEXT_FAMILY_NAMES = "family_names"
-CONTEXT_ENVIRON = "environ"
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,32 +83,9 @@ def env_name(*keys: str) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(key.upper() for key in keys)
 
 
-# BaseSettings validates through its own __init__, which drops pydantic's `context` argument,
-# so load_settings hands its context over in this variable for the length of one validation.
-_LOAD_CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("load_context", default=None)
-
-
-@contextmanager
-def validation_context(context: Mapping[str, Any]) -> Iterator[None]:
-    """Make ``context`` visible to the validators of every model validated in this block."""
-    token = _LOAD_CONTEXT.set(context)
-    try:
-        yield
-    finally:
-        _LOAD_CONTEXT.reset(token)
-
-
-def _context(key: str, info: ValidationInfo | None = None) -> Any:
-    """A value the caller passed (pydantic context, else the loader's), or None without one."""
-    context = info.context if info is not None else None
-    if not isinstance(context, Mapping):
-        context = _LOAD_CONTEXT.get()
-    return context.get(key) if context is not None else None
-
-
 def state_directory_default() -> Path:
     """Default state.directory: from the loader's environment, else the process's; not cwd."""
-    environ: Mapping[str, str] | None = _context(CONTEXT_ENVIRON)
+    environ: Mapping[str, str] | None = context_value(CONTEXT_ENVIRON)
     return default_state_directory(environ)
 
 
@@ -333,7 +303,7 @@ class MetricsSettings(BaseModel):
     @classmethod
     def _known_families(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         """A pattern matching nothing is surely a typo; checked only when names are given."""
-        names: Collection[str] | None = _context(CONTEXT_FAMILY_NAMES, info)
+        names: Collection[str] | None = context_value(CONTEXT_FAMILY_NAMES, info)
         if names is None:
             return value
         for pattern in value:
