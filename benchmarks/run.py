@@ -176,7 +176,7 @@ def fleet_config(businesses: int, sim_url: str, path: Path, state: Path) -> int:
     """Write the daemon's config for the generated fleet; returns the number of WABAs.
 
     The state directory is a fresh one per run: nothing is restored, and a benchmark never
-    writes into the repository's ``./state``.
+    writes into the user's default state directory (~/.local/state/waba-monitor).
     """
     scenario = generate_scenario(businesses=businesses, wabas_per_business=WABAS_PER_BUSINESS,
                                  numbers_per_waba=0, token=TOKEN)

@@ -22,6 +22,7 @@ from monitor.config import (
     resolve_app_secret,
 )
 from monitor.daemon import Monitor, build_client
+from monitor.exposition import FAMILY_NAMES
 from monitor.logs import configure_logging, register_secret
 from monitor.runtime import Loader, Runtime, file_loader, wait_for_signal
 from monitor.selfmetrics import create_self_metrics
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(path: Path) -> tuple[Settings, str, str | None]:
-    settings = load_settings(path)
+    settings = load_settings(path, family_names=FAMILY_NAMES)
     token = resolve_access_token(settings)
     app_secret = resolve_app_secret(settings)
     register_secret(token)
@@ -147,7 +148,8 @@ async def _demo(listen: tuple[str, int], sim_listen: tuple[str, int], interval: 
             }
             path = Path(tmp) / "demo.yaml"
             path.write_text(yaml.safe_dump(config))
-            settings = load_settings(path, environ={"WABA_MONITOR_ACCESS_TOKEN": DEMO_TOKEN})
+            settings = load_settings(path, environ={"WABA_MONITOR_ACCESS_TOKEN": DEMO_TOKEN},
+                                     family_names=FAMILY_NAMES)
             async with Runtime(settings, access_token=DEMO_TOKEN, app_secret=DEMO_APP_SECRET,
                                webhook_verify_token=DEMO_VERIFY_TOKEN) as runtime:
                 # The simulator announces number changes by signed webhook, as Meta does.

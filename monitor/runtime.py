@@ -30,7 +30,7 @@ from monitor.config import (
     resolve_webhook_verify_token,
 )
 from monitor.daemon import Monitor, build_client
-from monitor.exposition import ExpositionOptions
+from monitor.exposition import FAMILY_NAMES, ExpositionOptions
 from monitor.fleet import Fleet, Target
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret
@@ -83,7 +83,7 @@ def file_loader(path: Path, *, shard: str | None = None, total_shards: int | Non
     """Load from a file and the environment, the same way at start and at every reload."""
 
     def load() -> LoadedConfig:
-        settings = load_settings(path, environ)
+        settings = load_settings(path, environ, family_names=FAMILY_NAMES)
         loaded = LoadedConfig(
             settings=settings,
             access_token=resolve_access_token(settings, environ),
@@ -101,7 +101,7 @@ def file_loader(path: Path, *, shard: str | None = None, total_shards: int | Non
 
 def exposition_options(settings: Settings) -> ExpositionOptions:
     return ExpositionOptions(compact=settings.metrics.enum_mode == "compact",
-                             families=settings.metrics.families())
+                             families=settings.metrics.families(FAMILY_NAMES))
 
 
 class WebhookBridge:

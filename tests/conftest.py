@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,16 @@ def small_fleet(numbers_per_waba: int = 3, wabas: int = 1, businesses: int = 1,
     scenario = generate_scenario(businesses=businesses, wabas_per_business=wabas,
                                  numbers_per_waba=numbers_per_waba, token=TOKEN)
     return dataclasses.replace(scenario, **changes) if changes else scenario
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default state.directory is under $XDG_STATE_HOME: a test, or a daemon it starts as a
+    subprocess, that leaves state.directory unset must not write into the user's home."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import ConfigError, load_settings
-from monitor.exposition import ExpositionOptions
+from monitor.exposition import FAMILY_NAMES, ExpositionOptions
 from monitor.model import BusinessState, WabaState, parse_phone_number
 from monitor.runtime import exposition_options
 from monitor.store import Store
@@ -59,7 +59,7 @@ def test_include_and_exclude_select_families(tmp_path: Path) -> None:
         "businesses": [{"id": "1"}],
         "metrics": {"enum_mode": "compact", "include": ["whatsapp_phone_number_*"],
                     "exclude": ["whatsapp_phone_number_code_verification_status"]},
-    }), environ={})
+    }), environ={}, family_names=FAMILY_NAMES)
     options = exposition_options(settings)
     assert options.compact
     counts = per_number_series(options)
@@ -74,7 +74,7 @@ def test_unknown_family_pattern_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"metrics\.exclude.*matches no metric family"):
         load_settings(write_config(tmp_path, {
             "businesses": [{"id": "1"}], "metrics": {"exclude": ["whatsapp_nope_*"]}}),
-            environ={})
+            environ={}, family_names=FAMILY_NAMES)
 
 
 def test_switching_mode_rerenders_everything() -> None:
