@@ -142,6 +142,11 @@ def restore(store: Store, db: StateDB, fleet: Fleet) -> int:
         wabas,
     )
     watched = {w.waba_id for w in wabas}
+    for waba_id, (_, facts) in db.waba_facts().items():
+        if waba_id in watched:
+            store.put_waba_facts(waba_id, facts)
+    for alert in db.account_alerts():
+        store.put_account_alert(alert)  # kept only for businesses loaded above
     store.recent.extend(t for t in db.transitions(limit=store.recent.maxlen or 200)
                         if t.waba_id in watched)
     return len(wabas)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.accounts import WabaNode
+from monitor.accounts import AccountAlert, WabaFacts, WabaNode
 from monitor.exposition import (
     ExpositionOptions,
     Fragment,
@@ -100,6 +100,8 @@ class Store:
         self.on_remove: list[RemoveListener] = []
         self._wabas: dict[str, WabaState] = {}
         self._waba_nodes: dict[str, WabaNode] = {}
+        self._waba_facts: dict[str, WabaFacts] = {}
+        self._alerts: dict[str, dict[tuple[str, ...], AccountAlert]] = {}
         self._businesses: dict[str, BusinessState] = {}
         self._by_business: dict[str, set[str]] = {}
         self._waba_fragments: dict[str, Fragment] = {}
@@ -190,6 +192,7 @@ class Store:
 
     def remove_business(self, business_id: str) -> None:
         self._businesses.pop(business_id, None)
+        self._alerts.pop(business_id, None)
         self._business_fragments.pop(business_id, None)
         for waba_id in sorted(self._by_business.pop(business_id, set())):
             self.remove_waba(waba_id)
@@ -221,9 +224,29 @@ class Store:
             self._waba_nodes[waba_id] = node
             self._version += 1
 
+    def waba_facts(self, waba_id: str) -> WabaFacts | None:
+        return self._waba_facts.get(waba_id)
+
+    def put_waba_facts(self, waba_id: str, facts: WabaFacts) -> None:
+        """What only webhooks told about a watched WABA (already durable when put here)."""
+        if waba_id in self._wabas and self._waba_facts.get(waba_id) != facts:
+            self._waba_facts[waba_id] = facts
+            self._version += 1
+
+    def account_alerts(self, business_id: str) -> list[AccountAlert]:
+        found = self._alerts.get(business_id, {})
+        return [found[k] for k in sorted(found)]
+
+    def put_account_alert(self, alert: AccountAlert) -> None:
+        """The last alert of its type for its entity (already durable when put here)."""
+        if alert.business_id in self._businesses:
+            self._alerts.setdefault(alert.business_id, {})[alert.key] = alert
+            self._version += 1
+
     def remove_waba(self, waba_id: str) -> None:
         old = self._wabas.pop(waba_id, None)
         self._waba_nodes.pop(waba_id, None)
+        self._waba_facts.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
         if old is not None:
