@@ -155,7 +155,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cap_business, cap_registered = business_below_cap(scenario)
     cap = cap_registered + 1  # one more registered number reaches it
     # One failed Graph request, so the error panels and the error counter have data.
-    fault = Fault(target=cap_business.wabas[0].id, kind="http_error", status=500, count=1)
+    fault = Fault(target=cap_business.wabas[0].id, kind="http_error", status=500, count=1,
+                  edge="phone_numbers")  # the polled list, not the hourly WABA node read
 
     with contextlib.ExitStack() as cleanup:
         product = cleanup.enter_context(RunningProduct(

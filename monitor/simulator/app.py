@@ -147,7 +147,7 @@ async def _graph(
     latency = request.app[LATENCY_KEY]
     if latency > 0:
         await asyncio.sleep(latency)
-    fault = world.take_fault(object_id, is_edge=edge is not None)
+    fault = world.take_fault(object_id, is_edge=edge is not None, edge=edge)
     page_fault: Fault | None = None
     if fault is not None:
         if fault.kind in ("cursor_loop", "huge_page"):

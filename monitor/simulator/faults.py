@@ -58,6 +58,7 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=_empty_headers)
     delay: float = 30.0
     size: int = 5000
+    edge: str | None = None  # only requests on this edge (e.g. "phone_numbers") are hit
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
@@ -86,15 +87,19 @@ class Fault:
             raise FaultError("delay: expected seconds between 0 and 86400")
         if _not_int(self.size) or not 0 <= self.size <= 1_000_000:
             raise FaultError("size: expected an integer between 0 and 1000000")
+        if self.edge is not None and (not isinstance(self.edge, str) or not self.edge):
+            raise FaultError("edge: expected an edge name such as phone_numbers")
         if not isinstance(self.headers, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
             raise FaultError("headers: expected a mapping of strings to strings")
         object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
 
-    def matches(self, object_id: str, *, is_edge: bool) -> bool:
+    def matches(self, object_id: str, *, is_edge: bool, edge: str | None = None) -> bool:
         """Whether a request on ``object_id`` (an edge call or a node call) is hit."""
         if self.kind in PAGE_FAULT_KINDS and not is_edge:
+            return False
+        if self.edge is not None and self.edge != edge:
             return False
         return self.target in (ANY_TARGET, object_id)
 

@@ -345,10 +345,11 @@ class World:
         """Armed faults with their remaining hits (-1: until cleared)."""
         return list(self._faults)
 
-    def take_fault(self, object_id: str, *, is_edge: bool) -> Fault | None:
+    def take_fault(self, object_id: str, *, is_edge: bool,
+                   edge: str | None = None) -> Fault | None:
         """The first armed fault matching this request, using up one of its hits."""
         for index, (fault, remaining) in enumerate(self._faults):
-            if not fault.matches(object_id, is_edge=is_edge):
+            if not fault.matches(object_id, is_edge=is_edge, edge=edge):
                 continue
             if remaining == -1:
                 pass

@@ -148,3 +148,13 @@ def test_fault_defaults_and_overrides() -> None:
     assert fault.matches("anything", is_edge=False)
     assert not Fault("1", "cursor_loop").matches("1", is_edge=False)
     assert Fault("1", "cursor_loop").matches("1", is_edge=True)
+
+
+def test_a_fault_limited_to_an_edge_spares_the_node() -> None:
+    from monitor.simulator import Fault
+
+    fault = Fault(target="200", kind="http_error", edge="phone_numbers")
+    assert fault.matches("200", is_edge=True, edge="phone_numbers")
+    assert not fault.matches("200", is_edge=False)
+    assert not fault.matches("200", is_edge=True, edge="message_templates")
+    assert Fault(target="200", kind="http_error").matches("200", is_edge=False)
