@@ -18,25 +18,25 @@ from monitor.caps import BusinessSummary
 from monitor.families import (
     BUSINESS_FAMILIES,
     FAMILIES,
-    FAMILY_NAMES,
     NUMBER_FAMILIES,
     USAGE_FAMILIES,
     WABA_FAMILIES,
     Family,
+    Flag,
     NumberInWaba,
     StateSet,
     Subject,
+    Value,
 )
+from monitor.families import FAMILY_NAMES as FAMILY_NAMES  # re-exported: config imports it
 from monitor.graph.usage import BucUsage
 from monitor.model import WabaState
-
-__all__ = ["FAMILIES", "FAMILY_NAMES"]  # re-exported: config validates family names by them
 
 S = TypeVar("S")
 Fragment = Mapping[str, bytes]  # family name -> sample lines (a gzip member once stored)
 GZIP_LEVEL = 1
-# Appends the sample lines of one object to ``out``, given its rendered identity labels.
-LineWriter = Callable[[list[str], str, Any], None]
+# The sample lines of one object (maybe none), given its rendered identity labels.
+LineWriter = Callable[[str, Any], str]
 
 
 def header(family: Family[Any], openmetrics: bool) -> bytes:
@@ -87,10 +87,11 @@ def _stateset_writer(name: str, label: str, spec: StateSet[Any], compact: bool) 
     if compact:
         current = {v: tail(v, 1) for v in spec.known}
 
-        def write_compact(out: list[str], base: str, subject: Any) -> None:
+        def write_compact(base: str, subject: Any) -> str:
             value = get(subject)
-            if value is not None:
-                out.append(head + base + (current.get(value) or tail(value, 1)))
+            if value is None:
+                return ""
+            return head + base + (current.get(value) or tail(value, 1))
 
         return write_compact
 
@@ -103,17 +104,40 @@ def _stateset_writer(name: str, label: str, spec: StateSet[Any], compact: bool) 
     blocks = {v: pieces(v) for v in spec.known}
     unknown = [*pieces(None), ""]  # ends with the head of the observed value's line
 
-    def write_full(out: list[str], base: str, subject: Any) -> None:
+    def write_full(base: str, subject: Any) -> str:
         value = get(subject)
         if value is None:
-            return
+            return ""
         block = blocks.get(value)
         if block is not None:
-            out.append(base.join(block))
-        else:
-            out.append(base.join(unknown) + tail(value, 1))
+            return base.join(block)
+        return base.join(unknown) + tail(value, 1)
 
     return write_full
+
+
+def _value_writer(name: str, spec: Value[Any]) -> LineWriter:
+    get = spec.get
+    head = name + "{"
+
+    def write(base: str, subject: Any) -> str:
+        value = get(subject)
+        return "" if value is None else f"{head}{base}}} {format_value(value)}\n"
+
+    return write
+
+
+def _flag_writer(name: str, spec: Flag[Any]) -> LineWriter:
+    get = spec.get
+    head = name + "{"
+
+    def write(base: str, subject: Any) -> str:
+        value = get(subject)
+        if value is None:
+            return ""
+        return head + base + ("} 1\n" if value else "} 0\n")
+
+    return write
 
 
 def sample_writer(family: Family[Any], compact: bool) -> LineWriter:
@@ -121,39 +145,33 @@ def sample_writer(family: Family[Any], compact: bool) -> LineWriter:
     head = family.name + "{"
     own = family.labels
 
-    def write(out: list[str], base: str, subject: Any) -> None:
-        for values, value in family.samples_of(subject, compact):
-            extra = ",".join(_label(k, v) for k, v in zip(own, values, strict=True)
-                             if v is not None)
-            labels = f"{base},{extra}" if base and extra else base or extra
-            out.append(f"{head}{labels}}} {format_value(value)}\n")
+    def line(base: str, values: tuple[str | None, ...], value: float) -> str:
+        extra = ",".join(_label(k, v) for k, v in zip(own, values, strict=True) if v is not None)
+        labels = f"{base},{extra}" if base and extra else base or extra
+        return f"{head}{labels}}} {format_value(value)}\n"
 
-    return write
-
-
-def _unlabelled_writer(family: Family[Any]) -> LineWriter:
-    head = family.name + "{"
-    samples = family.samples
-
-    def write(out: list[str], base: str, subject: Any) -> None:
-        for _, value in samples(subject):
-            out.append(f"{head}{base}}} {format_value(value)}\n")
+    def write(base: str, subject: Any) -> str:
+        return "".join([line(base, values, value)
+                        for values, value in family.samples_of(subject, compact)])
 
     return write
 
 
 def compile_writer(family: Family[Any], compact: bool) -> LineWriter:
-    """The fastest writer that gives the same bytes as ``sample_writer``."""
-    if isinstance(family.samples, StateSet) and len(family.labels) == 1:
-        return _stateset_writer(family.name, family.labels[0], family.samples, compact)
-    if not family.labels and not isinstance(family.samples, StateSet):
-        return _unlabelled_writer(family)
+    """The fastest writer that gives the same bytes as ``sample_writer``: the declared
+    helpers (StateSet, Value, Flag) are written from text prepared once per family."""
+    samples = family.samples
+    if isinstance(samples, StateSet) and len(family.labels) == 1:
+        return _stateset_writer(family.name, family.labels[0], samples, compact)
+    if isinstance(samples, Value) and not family.labels:
+        return _value_writer(family.name, samples)
+    if isinstance(samples, Flag) and not family.labels:
+        return _flag_writer(family.name, samples)
     return sample_writer(family, compact)
 
 
-_WRITERS: dict[tuple[str, bool], LineWriter] = {
-    (family.name, compact): compile_writer(family, compact)
-    for family in FAMILIES
+_WRITERS: dict[bool, dict[str, LineWriter]] = {
+    compact: {family.name: compile_writer(family, compact) for family in FAMILIES}
     for compact in (False, True)
 }
 
@@ -165,14 +183,14 @@ def render(families: Sequence[Family[S]], objects: Sequence[S], *,
         return {}
     subject = families[0].subject
     bases = [identity_labels(subject, obj) for obj in objects]
+    writers = _WRITERS[compact]
     out: dict[str, bytes] = {}
     for family in families:
-        write = _WRITERS.get((family.name, compact)) or compile_writer(family, compact)
-        lines: list[str] = []
-        for base, obj in zip(bases, objects, strict=True):
-            write(lines, base, obj)
-        if lines:
-            out[family.name] = "".join(lines).encode()
+        write = writers.get(family.name) or compile_writer(family, compact)
+        text = write(bases[0], objects[0]) if len(objects) == 1 else \
+            "".join(map(write, bases, objects))
+        if text:
+            out[family.name] = text.encode()
     return out
 
 

@@ -111,26 +111,36 @@ class Family(Generic[S]):
         return self.samples(subject)
 
 
-def value(get: Callable[[S], float | None]) -> Callable[[S], Iterator[Sample]]:
+@dataclass(frozen=True, slots=True)
+class Value(Generic[S]):
     """One unlabelled sample, left out when the value is not known (never a made-up zero)."""
 
-    def samples(subject: S) -> Iterator[Sample]:
-        found = get(subject)
+    get: Callable[[S], float | None]
+
+    def __call__(self, subject: S) -> Iterator[Sample]:
+        found = self.get(subject)
         if found is not None:
             yield (), found
 
-    return samples
 
-
-def flag(get: Callable[[S], bool | None]) -> Callable[[S], Iterator[Sample]]:
+@dataclass(frozen=True, slots=True)
+class Flag(Generic[S]):
     """1 or 0, left out when not known."""
 
-    def samples(subject: S) -> Iterator[Sample]:
-        found = get(subject)
+    get: Callable[[S], bool | None]
+
+    def __call__(self, subject: S) -> Iterator[Sample]:
+        found = self.get(subject)
         if found is not None:
             yield (), 1 if found else 0
 
-    return samples
+
+def value(get: Callable[[S], float | None]) -> Value[S]:
+    return Value(get)
+
+
+def flag(get: Callable[[S], bool | None]) -> Flag[S]:
+    return Flag(get)
 
 
 def _stateset_help(what: str) -> str:

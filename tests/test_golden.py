@@ -131,7 +131,7 @@ def test_golden_fleet_covers_the_interesting_cases() -> None:
 @pytest.fixture
 def reference_writers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Render with the plain writer of every family instead of the compiled fast paths."""
-    monkeypatch.setattr(exposition, "_WRITERS", {})
+    monkeypatch.setattr(exposition, "_WRITERS", {False: {}, True: {}})
     monkeypatch.setattr(exposition, "compile_writer", sample_writer)
     yield
 
