@@ -91,7 +91,12 @@ class StateSet(Generic[S]):
 
 @dataclass(frozen=True, slots=True)
 class Family(Generic[S]):
-    """One metric family: what it is called and means, and how an object yields its samples."""
+    """One metric family: what it is called and means, and how an object yields its samples.
+
+    ``samples`` is a plain function, or one of the helpers ``StateSet``, ``Value`` and ``Flag``
+    (below), which the exposition renders from text prepared once per family: most families
+    are these, and the per-number ones are the hot path at 50,000 numbers.
+    """
 
     name: str  # sample name (counters end in _total)
     type: Literal["gauge", "counter"]
@@ -133,14 +138,6 @@ class Flag(Generic[S]):
         found = self.get(subject)
         if found is not None:
             yield (), 1 if found else 0
-
-
-def value(get: Callable[[S], float | None]) -> Value[S]:
-    return Value(get)
-
-
-def flag(get: Callable[[S], bool | None]) -> Flag[S]:
-    return Flag(get)
 
 
 def _stateset_help(what: str) -> str:
@@ -193,10 +190,10 @@ FAMILIES: tuple[Family[Any], ...] = (
     Family("whatsapp_phone_number_status_last_change_timestamp_seconds", "gauge",
            "Unix time the number's status was last seen to change (or the number was first "
            "seen). Survives restarts through the state file.", NUMBER, (),
-           value(lambda row: row.waba.status_changed_at.get(row.number.id))),
+           Value(lambda row: row.waba.status_changed_at.get(row.number.id))),
     Family("whatsapp_phone_number_connected", "gauge",
            "1 when the number's status is CONNECTED (it can send and receive), else 0."
-           + _LAST_GOOD, NUMBER, (), flag(lambda row: _connected(row.number))),
+           + _LAST_GOOD, NUMBER, (), Flag(lambda row: _connected(row.number))),
     _enum("whatsapp_phone_number_quality_rating", "Quality rating", "rating",
           lambda row: row.number.quality_rating, KNOWN_QUALITY_RATING),
     _enum("whatsapp_phone_number_name_status", "Display-name status", "name_status",
@@ -214,66 +211,66 @@ FAMILIES: tuple[Family[Any], ...] = (
     Family("whatsapp_phone_number_messaging_limit_per_day", "gauge",
            "Business-initiated conversations allowed per 24 h by the messaging limit tier "
            "(+Inf when unlimited)." + _LAST_GOOD, NUMBER, (),
-           value(lambda row: MESSAGING_LIMIT_PER_DAY.get(row.number.messaging_limit or ""))),
+           Value(lambda row: MESSAGING_LIMIT_PER_DAY.get(row.number.messaging_limit or ""))),
     Family("whatsapp_phone_number_registered", "gauge",
            "1 when the number is registered with Cloud API or On-Premises API "
            "(platform_type other than NOT_APPLICABLE) and so counts toward the cap." + _LAST_GOOD,
-           NUMBER, (), flag(lambda row: row.number.registered)),
+           NUMBER, (), Flag(lambda row: row.number.registered)),
     Family("whatsapp_phone_number_official_business_account", "gauge",
            "1 when the number is an Official Business Account." + _LAST_GOOD, NUMBER, (),
-           flag(lambda row: row.number.is_official_business_account)),
+           Flag(lambda row: row.number.is_official_business_account)),
     Family("whatsapp_business_registered_phone_numbers", "gauge",
            "Registered phone numbers across all WABAs owned by the business portfolio."
-           + _FROM_MEMORY, BUSINESS, (), value(lambda s: s.registered)),
+           + _FROM_MEMORY, BUSINESS, (), Value(lambda s: s.registered)),
     Family("whatsapp_business_registered_phone_numbers_cap", "gauge",
            "How many registered phone numbers the business portfolio may have.", BUSINESS, (),
-           value(lambda s: s.cap)),
+           Value(lambda s: s.cap)),
     Family("whatsapp_business_registered_phone_numbers_cap_info", "gauge",
            "Always 1; where the registration cap comes from (config, webhook, inferred).",
            BUSINESS, ("source",), lambda s: [((s.cap_source,), 1)]),
     Family("whatsapp_business_phone_numbers", "gauge",
            "Phone numbers known across all WABAs owned by the business portfolio.", BUSINESS, (),
-           value(lambda s: s.numbers)),
+           Value(lambda s: s.numbers)),
     Family("whatsapp_monitor_waba_up", "gauge",
            "1 if the last poll of the WABA succeeded, else 0. After a failure the WABA's "
            "last good values stay exported and the last-success timestamp does not move.",
-           WABA, (), flag(lambda w: w.up)),
+           WABA, (), Flag(lambda w: w.up)),
     Family("whatsapp_monitor_waba_last_success_timestamp_seconds", "gauge",
            "Unix time of the last successful poll of the WABA.", WABA, (),
-           value(lambda w: w.last_success)),
+           Value(lambda w: w.last_success)),
     Family("whatsapp_monitor_waba_last_poll_timestamp_seconds", "gauge",
            "Unix time of the last poll attempt of the WABA, successful or not.", WABA, (),
-           value(lambda w: w.last_attempt)),
+           Value(lambda w: w.last_attempt)),
     Family("whatsapp_monitor_waba_phone_numbers", "gauge",
            "Phone numbers in the WABA at its last successful poll.", WABA, (),
-           value(lambda w: None if w.last_success is None else len(w.numbers))),
+           Value(lambda w: None if w.last_success is None else len(w.numbers))),
     Family("whatsapp_monitor_waba_last_poll_requests", "gauge",
            "Graph API requests the last poll of the WABA made (retries included).", WABA, (),
-           value(lambda w: None if w.last_attempt is None else w.last_requests)),
+           Value(lambda w: None if w.last_attempt is None else w.last_requests)),
     Family("whatsapp_monitor_waba_poll_interval_seconds", "gauge",
            "Seconds between polls of the WABA: the scan interval, or longer to stay within its "
-           "Graph API budget.", WABA, (), value(lambda w: w.interval)),
+           "Graph API budget.", WABA, (), Value(lambda w: w.interval)),
     Family("whatsapp_monitor_waba_api_allowance_per_hour", "gauge",
            "Meta's hourly Business Use Case allowance for the WABA as the monitor reckons it: "
            "200, or 5,000 once it has a registered number.", WABA, (),
-           value(lambda w: w.allowance_per_hour)),
+           Value(lambda w: w.allowance_per_hour)),
     Family("whatsapp_monitor_waba_api_calls_per_hour", "gauge",
            "Graph API calls an hour the monitor spends on the WABA at its current pace.",
-           WABA, (), value(_calls_per_hour)),
+           WABA, (), Value(_calls_per_hour)),
     Family("whatsapp_monitor_waba_api_budget_remaining_ratio", "gauge",
            "1 minus the last X-Business-Use-Case-Usage reading for the WABA (0 = throttled); "
-           "absent until Meta sends one.", WABA, (), value(_budget_remaining)),
+           "absent until Meta sends one.", WABA, (), Value(_budget_remaining)),
     Family("whatsapp_monitor_graph_business_use_case_usage_ratio", "gauge",
            "Last X-Business-Use-Case-Usage reading per object and type, as a ratio of the "
            "hourly allowance (throttled at 1).", USAGE, ("measure",), _usage_ratio),
     Family("whatsapp_monitor_graph_business_use_case_regain_access_seconds", "gauge",
            "Last estimated time to regain access per object and type, from "
            "X-Business-Use-Case-Usage (0 when not throttled).", USAGE, (),
-           value(lambda e: e.regain_access_seconds)),
+           Value(lambda e: e.regain_access_seconds)),
     Family("whatsapp_monitor_waba_polls_total", "counter", "Polls of the WABA attempted.",
-           WABA, (), value(lambda w: w.polls)),
+           WABA, (), Value(lambda w: w.polls)),
     Family("whatsapp_monitor_waba_poll_failures_total", "counter",
-           "Polls of the WABA that failed.", WABA, (), value(lambda w: w.failures)),
+           "Polls of the WABA that failed.", WABA, (), Value(lambda w: w.failures)),
 )
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 
