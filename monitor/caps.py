@@ -9,8 +9,9 @@ rule applied to what the polls saw.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from monitor.model import MESSAGING_LIMIT_PER_DAY, BusinessState, PhoneNumber
+from monitor.model import MESSAGING_LIMIT_PER_DAY, BusinessState, PhoneNumber, WabaState
 
 NEW_PORTFOLIO_CAP = 2
 SCALED_CAP = 20
@@ -32,3 +33,36 @@ def resolve_cap(business: BusinessState, numbers: Iterable[PhoneNumber]) -> tupl
     if known or business.verified is False:
         return NEW_PORTFOLIO_CAP, "inferred"
     return NEW_PORTFOLIO_CAP, "default"
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessSummary:
+    """A business portfolio added up over its WABAs, once per change of any of them.
+
+    The exposition, the status page and ``check`` all read this one value, so they cannot
+    disagree about the cap or the count, and nobody walks every number on each read.
+    """
+
+    business_id: str
+    registered: int  # registered phone numbers (they count toward the cap)
+    numbers: int  # phone numbers known across its WABAs
+    cap: int
+    cap_source: str  # config | webhook | inferred | default
+    wabas: int
+    wabas_up: int
+
+
+def summarize(business: BusinessState, wabas: Iterable[WabaState]) -> BusinessSummary:
+    """The summary of ``business`` given the current state of every WABA it owns."""
+    states = list(wabas)
+    numbers = [n for waba in states for n in waba.numbers]
+    cap, source = resolve_cap(business, numbers)
+    return BusinessSummary(
+        business_id=business.business_id,
+        registered=sum(1 for n in numbers if n.registered),
+        numbers=len(numbers),
+        cap=cap,
+        cap_source=source,
+        wabas=len(states),
+        wabas_up=sum(1 for w in states if w.up),
+    )

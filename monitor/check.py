@@ -10,7 +10,6 @@ import enum
 import json
 from dataclasses import dataclass
 
-from monitor.caps import resolve_cap
 from monitor.model import PhoneNumber
 from monitor.store import Store
 
@@ -56,23 +55,20 @@ def approaching(registered: int, cap: int) -> bool:
 
 def evaluate(store: Store) -> list[Finding]:
     findings: list[Finding] = []
-    for business in store.businesses():
-        wabas = store.business_wabas(business.business_id)
-        numbers = [n for w in wabas for n in w.numbers]
-        registered = sum(1 for n in numbers if n.registered)
-        cap, _ = resolve_cap(business, numbers)
+    for summary in store.summaries():
+        business_id, registered, cap = summary.business_id, summary.registered, summary.cap
         if registered >= cap:
-            findings.append(Finding(Level.CRITICAL, business.business_id, None, None,
+            findings.append(Finding(Level.CRITICAL, business_id, None, None,
                                     f"registration cap reached ({registered}/{cap})"))
         elif approaching(registered, cap):
-            findings.append(Finding(Level.WARNING, business.business_id, None, None,
+            findings.append(Finding(Level.WARNING, business_id, None, None,
                                     f"registration cap approaching ({registered}/{cap})"))
-        for waba in wabas:
+        for waba in store.business_wabas(business_id):
             if not waba.up:
-                findings.append(Finding(Level.WARNING, business.business_id, waba.waba_id, None,
+                findings.append(Finding(Level.WARNING, business_id, waba.waba_id, None,
                                         f"poll failed ({waba.last_error or 'not polled'})"))
             for number in waba.numbers:
-                findings.extend(number_findings(business.business_id, waba.waba_id, number))
+                findings.extend(number_findings(business_id, waba.waba_id, number))
     return findings
 
 
@@ -100,14 +96,10 @@ def render_table(store: Store, findings: list[Finding]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
     lines.append("")
-    for business in store.businesses():
-        wabas = store.business_wabas(business.business_id)
-        numbers = [n for w in wabas for n in w.numbers]
-        cap, source = resolve_cap(business, numbers)
-        registered = sum(1 for n in numbers if n.registered)
-        up = sum(1 for w in wabas if w.up)
-        lines.append(f"business {business.business_id}: {registered}/{cap} registered "
-                     f"(cap from {source}), {len(numbers)} numbers, {up}/{len(wabas)} WABAs polled")
+    for s in store.summaries():
+        lines.append(f"business {s.business_id}: {s.registered}/{s.cap} registered "
+                     f"(cap from {s.cap_source}), {s.numbers} numbers, "
+                     f"{s.wabas_up}/{s.wabas} WABAs polled")
     for f in findings:
         if f.phone_number_id is None:
             where = f.business_id + (f" WABA {f.waba_id}" if f.waba_id else "")
@@ -122,11 +114,8 @@ def render_json(store: Store, findings: list[Finding], level: Level) -> str:
         "businesses": [
             {
                 "business_id": b.business_id,
-                "registered_phone_numbers": sum(
-                    1 for w in store.business_wabas(b.business_id) for n in w.numbers
-                    if n.registered),
-                "registered_phone_numbers_cap": resolve_cap(
-                    b, [n for w in store.business_wabas(b.business_id) for n in w.numbers])[0],
+                "registered_phone_numbers": b.registered,
+                "registered_phone_numbers_cap": b.cap,
                 "wabas": [
                     {
                         "waba_id": w.waba_id,
@@ -152,7 +141,7 @@ def render_json(store: Store, findings: list[Finding], level: Level) -> str:
                     for w in store.business_wabas(b.business_id)
                 ],
             }
-            for b in store.businesses()
+            for b in store.summaries()
         ],
         "findings": [
             {"level": f.level.name, "business_id": f.business_id, "waba_id": f.waba_id,

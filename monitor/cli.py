@@ -22,7 +22,7 @@ from monitor.config import (
     resolve_app_secret,
 )
 from monitor.daemon import Monitor, build_client
-from monitor.exposition import FAMILY_NAMES
+from monitor.families import FAMILY_NAMES
 from monitor.logs import configure_logging, register_secret
 from monitor.runtime import Loader, Runtime, file_loader, wait_for_signal
 from monitor.selfmetrics import create_self_metrics

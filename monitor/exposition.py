@@ -1,6 +1,7 @@
 """Snapshot → exposition bytes, rendered when a WABA's state changes, not on every scrape.
 
-Each WABA (and each business) keeps its sample lines pre-rendered per metric family, the way
+What is exported is declared in ``families.py``; this module does the mechanics. Each WABA
+(and each business) keeps its sample lines pre-rendered per metric family, the way
 kube-state-metrics keeps per-object series; a scrape joins cached bytes. Family headers differ
 between the Prometheus text format and OpenMetrics only for counters, so one set of sample
 lines serves both.
@@ -9,126 +10,47 @@ lines serves both.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from monitor.caps import resolve_cap
-from monitor.graph.usage import BucUsage
-from monitor.model import (
-    KNOWN_CODE_VERIFICATION_STATUS,
-    KNOWN_HEALTH,
-    KNOWN_MESSAGING_LIMIT,
-    KNOWN_NAME_STATUS,
-    KNOWN_QUALITY_RATING,
-    KNOWN_STATUS,
-    KNOWN_THROUGHPUT_LEVEL,
-    MESSAGING_LIMIT_PER_DAY,
-    BusinessState,
-    PhoneNumber,
-    WabaState,
+from monitor.caps import BusinessSummary
+from monitor.families import (
+    BUSINESS_FAMILIES,
+    FAMILIES,
+    FAMILY_NAMES,
+    NUMBER_FAMILIES,
+    USAGE_FAMILIES,
+    WABA_FAMILIES,
+    Family,
+    Flag,
+    NumberInWaba,
+    StateSet,
+    Subject,
+    Value,
 )
+from monitor.graph.usage import BucUsage
+from monitor.model import WabaState
 
+S = TypeVar("S")
 Fragment = Mapping[str, bytes]  # family name -> sample lines (a gzip member once stored)
 GZIP_LEVEL = 1
-
-_FROM_MEMORY = " Served from memory; refreshed by background polls of the Graph API."
-_LAST_GOOD = " After a failed poll the last good value stays (see whatsapp_monitor_waba_up)."
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str  # sample name (counters end in _total)
-    type: str  # gauge | counter
-    help: str
-
-    def header(self, openmetrics: bool) -> bytes:
-        name = self.name
-        if openmetrics and self.type == "counter" and name.endswith("_total"):
-            name = name[: -len("_total")]
-        return f"# HELP {name} {self.help}\n# TYPE {name} {self.type}\n".encode()
+# The sample lines of one object (maybe none), given its rendered identity labels.
+LineWriter = Callable[[str, Any], str]
 
 
-def _stateset_help(what: str) -> str:
-    return (
-        f"{what}: one series per known value (1 for the current one, 0 otherwise), plus the "
-        f"observed value when the API returns one that is not known.{_LAST_GOOD}{_FROM_MEMORY}"
-    )
-
-
-FAMILIES: tuple[Family, ...] = (
-    Family("whatsapp_phone_number_info", "gauge",
-           "Always 1; descriptive facts about a phone number, to join on phone_number_id."
-           + _FROM_MEMORY),
-    Family("whatsapp_phone_number_status", "gauge", _stateset_help("Operating status")),
-    Family("whatsapp_phone_number_status_last_change_timestamp_seconds", "gauge",
-           "Unix time the number's status was last seen to change (or the number was first "
-           "seen). Survives restarts through the state file."),
-    Family("whatsapp_phone_number_connected", "gauge",
-           "1 when the number's status is CONNECTED (it can send and receive), else 0."
-           + _LAST_GOOD),
-    Family("whatsapp_phone_number_quality_rating", "gauge", _stateset_help("Quality rating")),
-    Family("whatsapp_phone_number_name_status", "gauge", _stateset_help("Display-name status")),
-    Family("whatsapp_phone_number_throughput_level", "gauge", _stateset_help("Throughput level")),
-    Family("whatsapp_phone_number_code_verification_status", "gauge",
-           _stateset_help("Code (OTP) verification status")),
-    Family("whatsapp_phone_number_health_status", "gauge",
-           _stateset_help("Overall health_status.can_send_message")),
-    Family("whatsapp_phone_number_messaging_limit_tier", "gauge",
-           _stateset_help("Messaging limit tier of the owning portfolio")),
-    Family("whatsapp_phone_number_messaging_limit_per_day", "gauge",
-           "Business-initiated conversations allowed per 24 h by the messaging limit tier "
-           "(+Inf when unlimited)." + _LAST_GOOD),
-    Family("whatsapp_phone_number_registered", "gauge",
-           "1 when the number is registered with Cloud API or On-Premises API "
-           "(platform_type other than NOT_APPLICABLE) and so counts toward the cap." + _LAST_GOOD),
-    Family("whatsapp_phone_number_official_business_account", "gauge",
-           "1 when the number is an Official Business Account." + _LAST_GOOD),
-    Family("whatsapp_business_registered_phone_numbers", "gauge",
-           "Registered phone numbers across all WABAs owned by the business portfolio."
-           + _FROM_MEMORY),
-    Family("whatsapp_business_registered_phone_numbers_cap", "gauge",
-           "How many registered phone numbers the business portfolio may have."),
-    Family("whatsapp_business_registered_phone_numbers_cap_info", "gauge",
-           "Always 1; where the registration cap comes from (config, webhook, inferred)."),
-    Family("whatsapp_business_phone_numbers", "gauge",
-           "Phone numbers known across all WABAs owned by the business portfolio."),
-    Family("whatsapp_monitor_waba_up", "gauge",
-           "1 if the last poll of the WABA succeeded, else 0. After a failure the WABA's "
-           "last good values stay exported and the last-success timestamp does not move."),
-    Family("whatsapp_monitor_waba_last_success_timestamp_seconds", "gauge",
-           "Unix time of the last successful poll of the WABA."),
-    Family("whatsapp_monitor_waba_last_poll_timestamp_seconds", "gauge",
-           "Unix time of the last poll attempt of the WABA, successful or not."),
-    Family("whatsapp_monitor_waba_phone_numbers", "gauge",
-           "Phone numbers in the WABA at its last successful poll."),
-    Family("whatsapp_monitor_waba_last_poll_requests", "gauge",
-           "Graph API requests the last poll of the WABA made (retries included)."),
-    Family("whatsapp_monitor_waba_poll_interval_seconds", "gauge",
-           "Seconds between polls of the WABA: the scan interval, or longer to stay within its "
-           "Graph API budget."),
-    Family("whatsapp_monitor_waba_api_allowance_per_hour", "gauge",
-           "Meta's hourly Business Use Case allowance for the WABA as the monitor reckons it: "
-           "200, or 5,000 once it has a registered number."),
-    Family("whatsapp_monitor_waba_api_calls_per_hour", "gauge",
-           "Graph API calls an hour the monitor spends on the WABA at its current pace."),
-    Family("whatsapp_monitor_waba_api_budget_remaining_ratio", "gauge",
-           "1 minus the last X-Business-Use-Case-Usage reading for the WABA (0 = throttled); "
-           "absent until Meta sends one."),
-    Family("whatsapp_monitor_graph_business_use_case_usage_ratio", "gauge",
-           "Last X-Business-Use-Case-Usage reading per object and type, as a ratio of the "
-           "hourly allowance (throttled at 1)."),
-    Family("whatsapp_monitor_graph_business_use_case_regain_access_seconds", "gauge",
-           "Last estimated time to regain access per object and type, from "
-           "X-Business-Use-Case-Usage (0 when not throttled)."),
-    Family("whatsapp_monitor_waba_polls_total", "counter", "Polls of the WABA attempted."),
-    Family("whatsapp_monitor_waba_poll_failures_total", "counter",
-           "Polls of the WABA that failed."),
-)
-FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+def header(family: Family[Any], openmetrics: bool) -> bytes:
+    """HELP and TYPE lines; OpenMetrics names a counter family without its _total suffix."""
+    name = family.name
+    if openmetrics and family.type == "counter" and name.endswith("_total"):
+        name = name[: -len("_total")]
+    return f"# HELP {name} {family.help}\n# TYPE {name} {family.type}\n".encode()
 
 
 def format_value(value: float) -> str:
     """Go-style float text, as Prometheus writes it (integers without a decimal point)."""
+    if type(value) is int:  # the common case; str() is what the float path gives an int
+        return str(value)
     if value == float("inf"):
         return "+Inf"
     if value == float("-inf"):
@@ -144,23 +66,132 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _labels(pairs: Iterable[tuple[str, str | None]]) -> str:
-    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs if v is not None)
+def _label(name: str, value: str) -> str:
+    return f'{name}="{escape(value)}"'
 
 
-def _stateset(out: list[str], name: str, base: str, label: str, value: str | None,
-              known: tuple[str, ...]) -> None:
-    if value is None:
-        return
-    for candidate in known:
-        out.append(f'{name}{{{base},{label}="{candidate}"}} {1 if candidate == value else 0}\n')
-    if value not in known:
-        out.append(f'{name}{{{base},{label}="{escape(value)}"}} 1\n')
+def identity_labels(subject: Subject[S], obj: S) -> str:
+    """The identity labels of one object, rendered once for all its families."""
+    return ",".join(map(_label, subject.labels, subject.identity(obj)))
 
 
-def _bool(out: list[str], name: str, base: str, value: bool | None) -> None:
-    if value is not None:
-        out.append(f"{name}{{{base}}} {1 if value else 0}\n")
+def _stateset_writer(name: str, label: str, spec: StateSet[Any], compact: bool) -> LineWriter:
+    """The lines of a StateSet, from text prepared once per family: in full mode the lines of
+    a known value are one ``str.join`` of the identity labels into fixed pieces."""
+    get = spec.get
+    head = name + "{"
+
+    def tail(value: str, sample: int) -> str:
+        return f',{_label(label, value)}}} {sample}\n'
+
+    if compact:
+        current = {v: tail(v, 1) for v in spec.known}
+
+        def write_compact(base: str, subject: Any) -> str:
+            value = get(subject)
+            if value is None:
+                return ""
+            return head + base + (current.get(value) or tail(value, 1))
+
+        return write_compact
+
+    def pieces(value: str | None) -> list[str]:
+        parts = [head] + [tail(c, 1 if c == value else 0) + head for c in spec.known]
+        if value is not None:
+            parts[-1] = parts[-1][: -len(head)]
+        return parts
+
+    blocks = {v: pieces(v) for v in spec.known}
+    unknown = [*pieces(None), ""]  # ends with the head of the observed value's line
+
+    def write_full(base: str, subject: Any) -> str:
+        value = get(subject)
+        if value is None:
+            return ""
+        block = blocks.get(value)
+        if block is not None:
+            return base.join(block)
+        return base.join(unknown) + tail(value, 1)
+
+    return write_full
+
+
+def _value_writer(name: str, spec: Value[Any]) -> LineWriter:
+    get = spec.get
+    head = name + "{"
+
+    def write(base: str, subject: Any) -> str:
+        value = get(subject)
+        return "" if value is None else f"{head}{base}}} {format_value(value)}\n"
+
+    return write
+
+
+def _flag_writer(name: str, spec: Flag[Any]) -> LineWriter:
+    get = spec.get
+    head = name + "{"
+
+    def write(base: str, subject: Any) -> str:
+        value = get(subject)
+        if value is None:
+            return ""
+        return head + base + ("} 1\n" if value else "} 0\n")
+
+    return write
+
+
+def sample_writer(family: Family[Any], compact: bool) -> LineWriter:
+    """Lines straight from ``family.samples_of``: the reference every fast path must match."""
+    head = family.name + "{"
+    own = family.labels
+
+    def line(base: str, values: tuple[str | None, ...], value: float) -> str:
+        extra = ",".join(_label(k, v) for k, v in zip(own, values, strict=True) if v is not None)
+        labels = f"{base},{extra}" if base and extra else base or extra
+        return f"{head}{labels}}} {format_value(value)}\n"
+
+    def write(base: str, subject: Any) -> str:
+        return "".join([line(base, values, value)
+                        for values, value in family.samples_of(subject, compact)])
+
+    return write
+
+
+def compile_writer(family: Family[Any], compact: bool) -> LineWriter:
+    """The fastest writer that gives the same bytes as ``sample_writer``: the declared
+    helpers (StateSet, Value, Flag) are written from text prepared once per family."""
+    samples = family.samples
+    if isinstance(samples, StateSet) and len(family.labels) == 1:
+        return _stateset_writer(family.name, family.labels[0], samples, compact)
+    if isinstance(samples, Value) and not family.labels:
+        return _value_writer(family.name, samples)
+    if isinstance(samples, Flag) and not family.labels:
+        return _flag_writer(family.name, samples)
+    return sample_writer(family, compact)
+
+
+_WRITERS: dict[bool, dict[str, LineWriter]] = {
+    compact: {family.name: compile_writer(family, compact) for family in FAMILIES}
+    for compact in (False, True)
+}
+
+
+def render(families: Sequence[Family[S]], objects: Sequence[S], *,
+           compact: bool = False) -> dict[str, bytes]:
+    """Sample lines of ``objects`` (all of the families' subject), grouped by family."""
+    if not families or not objects:
+        return {}
+    subject = families[0].subject
+    bases = [identity_labels(subject, obj) for obj in objects]
+    writers = _WRITERS[compact]
+    out: dict[str, bytes] = {}
+    for family in families:
+        write = writers.get(family.name) or compile_writer(family, compact)
+        text = write(bases[0], objects[0]) if len(objects) == 1 else \
+            "".join(map(write, bases, objects))
+        if text:
+            out[family.name] = text.encode()
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,52 +205,16 @@ class ExpositionOptions:
         return self.families is None or family in self.families
 
 
-def _number_lines(state: WabaState, n: PhoneNumber, compact: bool = False
-                  ) -> dict[str, list[str]]:
-    base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id),
-                    ("phone_number_id", n.id)))
-    lines: dict[str, list[str]] = {}
+def render_numbers(state: WabaState, *, compact: bool = False) -> dict[str, bytes]:
+    """The phone-number families of one WABA: unchanged between polls when nothing changed."""
+    rows = [NumberInWaba(state, number) for number in state.numbers]
+    return render(NUMBER_FAMILIES, rows, compact=compact)
 
-    def family(name: str) -> list[str]:
-        return lines.setdefault(name, [])
 
-    info = _labels((("display_phone_number", n.display_phone_number),
-                    ("verified_name", n.verified_name), ("platform_type", n.platform_type),
-                    ("account_mode", n.account_mode)))
-    family("whatsapp_phone_number_info").append(
-        f"whatsapp_phone_number_info{{{base}{',' if info else ''}{info}}} 1\n")
-    _stateset(family("whatsapp_phone_number_status"), "whatsapp_phone_number_status", base,
-              "status", n.status, () if compact else KNOWN_STATUS)
-    _bool(family("whatsapp_phone_number_connected"), "whatsapp_phone_number_connected", base,
-          None if n.status is None else n.status == "CONNECTED")
-    _stateset(family("whatsapp_phone_number_quality_rating"),
-              "whatsapp_phone_number_quality_rating", base, "rating", n.quality_rating,
-              () if compact else KNOWN_QUALITY_RATING)
-    _stateset(family("whatsapp_phone_number_name_status"), "whatsapp_phone_number_name_status",
-              base, "name_status", n.name_status, () if compact else KNOWN_NAME_STATUS)
-    _stateset(family("whatsapp_phone_number_throughput_level"),
-              "whatsapp_phone_number_throughput_level", base, "level", n.throughput_level,
-              () if compact else KNOWN_THROUGHPUT_LEVEL)
-    _stateset(family("whatsapp_phone_number_code_verification_status"),
-              "whatsapp_phone_number_code_verification_status", base,
-              "code_verification_status", n.code_verification_status,
-              () if compact else KNOWN_CODE_VERIFICATION_STATUS)
-    _stateset(family("whatsapp_phone_number_health_status"),
-              "whatsapp_phone_number_health_status", base, "can_send_message", n.health_status,
-              () if compact else KNOWN_HEALTH)
-    _stateset(family("whatsapp_phone_number_messaging_limit_tier"),
-              "whatsapp_phone_number_messaging_limit_tier", base, "tier", n.messaging_limit,
-              () if compact else KNOWN_MESSAGING_LIMIT)
-    per_day = MESSAGING_LIMIT_PER_DAY.get(n.messaging_limit or "")
-    if per_day is not None:
-        family("whatsapp_phone_number_messaging_limit_per_day").append(
-            f"whatsapp_phone_number_messaging_limit_per_day{{{base}}} {format_value(per_day)}\n")
-    _bool(family("whatsapp_phone_number_registered"), "whatsapp_phone_number_registered", base,
-          n.registered)
-    _bool(family("whatsapp_phone_number_official_business_account"),
-          "whatsapp_phone_number_official_business_account", base,
-          n.is_official_business_account)
-    return lines
+def render_waba_health(state: WabaState) -> dict[str, bytes]:
+    """The monitor's own per-WABA families, its usage readings included: these change with
+    every poll."""
+    return {**render(WABA_FAMILIES, [state]), **render_usage(state.usage)}
 
 
 def render_waba(state: WabaState) -> dict[str, bytes]:
@@ -227,85 +222,13 @@ def render_waba(state: WabaState) -> dict[str, bytes]:
     return {**render_numbers(state), **render_waba_health(state)}
 
 
-def render_numbers(state: WabaState, *, compact: bool = False) -> dict[str, bytes]:
-    """The phone-number families of one WABA: unchanged between polls when nothing changed."""
-    grouped: dict[str, list[str]] = {}
-    changed_name = "whatsapp_phone_number_status_last_change_timestamp_seconds"
-    for number in state.numbers:
-        for name, lines in _number_lines(state, number, compact).items():
-            grouped.setdefault(name, []).extend(lines)
-        changed = state.status_changed_at.get(number.id)
-        if changed is not None:
-            labels = _labels((("business_id", state.business_id), ("waba_id", state.waba_id),
-                              ("phone_number_id", number.id)))
-            grouped.setdefault(changed_name, []).append(
-                f"{changed_name}{{{labels}}} {format_value(changed)}\n")
-    return {name: "".join(lines).encode() for name, lines in grouped.items()}
+def render_usage(entries: Iterable[BucUsage]) -> dict[str, bytes]:
+    """X-Business-Use-Case-Usage readings, one object and type after another."""
+    return render(USAGE_FAMILIES, list(entries))
 
 
-def render_waba_health(state: WabaState) -> dict[str, bytes]:
-    """The monitor's own per-WABA families: these change with every poll."""
-    grouped: dict[str, list[str]] = {}
-    base = _labels((("business_id", state.business_id), ("waba_id", state.waba_id)))
-
-    def add(name: str, value: float) -> None:
-        grouped.setdefault(name, []).append(f"{name}{{{base}}} {format_value(value)}\n")
-
-    add("whatsapp_monitor_waba_up", 1 if state.up else 0)
-    if state.last_success is not None:
-        add("whatsapp_monitor_waba_last_success_timestamp_seconds", state.last_success)
-        add("whatsapp_monitor_waba_phone_numbers", len(state.numbers))
-    if state.last_attempt is not None:
-        add("whatsapp_monitor_waba_last_poll_timestamp_seconds", state.last_attempt)
-        add("whatsapp_monitor_waba_last_poll_requests", state.last_requests)
-    if state.interval is not None:
-        add("whatsapp_monitor_waba_poll_interval_seconds", state.interval)
-        add("whatsapp_monitor_waba_api_calls_per_hour",
-            3600.0 * max(1, state.last_requests) / state.interval)
-    if state.allowance_per_hour is not None:
-        add("whatsapp_monitor_waba_api_allowance_per_hour", state.allowance_per_hour)
-    if state.usage_ratio is not None:
-        add("whatsapp_monitor_waba_api_budget_remaining_ratio", max(0.0, 1 - state.usage_ratio))
-    for name, lines in render_usage(state.usage).items():
-        grouped.setdefault(name, []).extend(lines)
-    add("whatsapp_monitor_waba_polls_total", state.polls)
-    add("whatsapp_monitor_waba_poll_failures_total", state.failures)
-    return {name: "".join(lines).encode() for name, lines in grouped.items()}
-
-
-USAGE_RATIO = "whatsapp_monitor_graph_business_use_case_usage_ratio"
-USAGE_REGAIN = "whatsapp_monitor_graph_business_use_case_regain_access_seconds"
-
-
-def render_usage(entries: Iterable[BucUsage]) -> dict[str, list[str]]:
-    lines: dict[str, list[str]] = {}
-    for entry in entries:
-        base = _labels((("object_id", entry.object_id), ("type", entry.type)))
-        for measure in ("call_count", "total_cputime", "total_time"):
-            value = getattr(entry, measure) / 100.0
-            lines.setdefault(USAGE_RATIO, []).append(
-                f'{USAGE_RATIO}{{{base},measure="{measure}"}} {format_value(value)}\n')
-        lines.setdefault(USAGE_REGAIN, []).append(
-            f"{USAGE_REGAIN}{{{base}}} {format_value(entry.regain_access_seconds)}\n")
-    return lines
-
-
-def render_business(business: BusinessState, wabas: Iterable[WabaState]) -> dict[str, bytes]:
-    numbers = [n for waba in wabas for n in waba.numbers]
-    registered = sum(1 for n in numbers if n.registered)
-    cap, cap_source = resolve_cap(business, numbers)
-    base = _labels((("business_id", business.business_id),))
-    source = _labels((("business_id", business.business_id), ("source", cap_source)))
-    return {
-        "whatsapp_business_registered_phone_numbers":
-            f"whatsapp_business_registered_phone_numbers{{{base}}} {registered}\n".encode(),
-        "whatsapp_business_registered_phone_numbers_cap":
-            f"whatsapp_business_registered_phone_numbers_cap{{{base}}} {cap}\n".encode(),
-        "whatsapp_business_registered_phone_numbers_cap_info":
-            f"whatsapp_business_registered_phone_numbers_cap_info{{{source}}} 1\n".encode(),
-        "whatsapp_business_phone_numbers":
-            f"whatsapp_business_phone_numbers{{{base}}} {len(numbers)}\n".encode(),
-    }
+def render_business(summary: BusinessSummary) -> dict[str, bytes]:
+    return render(BUSINESS_FAMILIES, [summary])
 
 
 def gzip_member(data: bytes) -> bytes:
@@ -320,7 +243,7 @@ def compress_fragment(fragment: Mapping[str, bytes]) -> dict[str, bytes]:
 
 
 _HEADERS = {
-    (family.name, openmetrics): gzip_member(family.header(openmetrics))
+    (family.name, openmetrics): gzip_member(header(family, openmetrics))
     for family in FAMILIES
     for openmetrics in (False, True)
 }

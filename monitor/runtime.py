@@ -30,7 +30,8 @@ from monitor.config import (
     resolve_webhook_verify_token,
 )
 from monitor.daemon import Monitor, build_client
-from monitor.exposition import FAMILY_NAMES, ExpositionOptions
+from monitor.exposition import ExpositionOptions
+from monitor.families import FAMILY_NAMES
 from monitor.fleet import Fleet, Target
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import structlog
 
 from monitor.accounts import AccountAlert, WabaFacts, WabaNode
+from monitor.caps import BusinessSummary, summarize
 from monitor.exposition import (
     ExpositionOptions,
     Fragment,
@@ -107,6 +108,7 @@ class Store:
         self._waba_fragments: dict[str, Fragment] = {}
         self._number_parts: dict[str, _NumberPart] = {}
         self._business_fragments: dict[str, Fragment] = {}
+        self._summaries: dict[str, BusinessSummary] = {}
         self._version = 0
         self._body: RenderedBody | None = None
         self._other_usage: dict[tuple[str, str], BucUsage] = {}
@@ -132,6 +134,14 @@ class Store:
 
     def business(self, business_id: str) -> BusinessState | None:
         return self._businesses.get(business_id)
+
+    def summary(self, business_id: str) -> BusinessSummary | None:
+        """The business added up over its WABAs (cap, registered count), as of the last change."""
+        return self._summaries.get(business_id)
+
+    def summaries(self) -> list[BusinessSummary]:
+        """Every business's summary, in business order (the order of ``businesses()``)."""
+        return [self._summaries[k] for k in sorted(self._summaries)]
 
     def business_wabas(self, business_id: str) -> list[WabaState]:
         return [self._wabas[k] for k in sorted(self._by_business.get(business_id, ()))]
@@ -171,9 +181,8 @@ class Store:
                 self._other_usage[key] = entry
                 changed = True
         if changed:
-            rendered = render_usage(self._other_usage[k] for k in sorted(self._other_usage))
             self._other_fragment = compress_fragment(
-                {name: "".join(lines).encode() for name, lines in rendered.items()})
+                render_usage(self._other_usage[k] for k in sorted(self._other_usage)))
             self._version += 1
 
     def body(self) -> RenderedBody:
@@ -194,6 +203,7 @@ class Store:
         self._businesses.pop(business_id, None)
         self._alerts.pop(business_id, None)
         self._business_fragments.pop(business_id, None)
+        self._summaries.pop(business_id, None)
         for waba_id in sorted(self._by_business.pop(business_id, set())):
             self.remove_waba(waba_id)
         self._version += 1
@@ -275,11 +285,13 @@ class Store:
         return {**part.members, **compress_fragment(render_waba_health(state))}
 
     def _rerender_business(self, business_id: str) -> None:
+        """Summarize the business again (this runs on every change of it or of one of its
+        WABAs, and nowhere else) and render its families from the summary."""
         business = self._businesses.get(business_id)
         if business is not None:
-            self._business_fragments[business_id] = compress_fragment(render_business(
-                business, (self._wabas[k] for k in self._by_business.get(business_id, ()))
-            ))
+            summary = summarize(business, self.business_wabas(business_id))
+            self._summaries[business_id] = summary
+            self._business_fragments[business_id] = compress_fragment(render_business(summary))
         self._version += 1
 
     def _index(self, state: WabaState, old: WabaState | None) -> None:

@@ -19,7 +19,6 @@ from prometheus_client import exposition as text_exposition
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from monitor import __version__
-from monitor.caps import resolve_cap
 from monitor.check import number_findings
 from monitor.model import WabaState
 from monitor.store import Store, Transition
@@ -164,14 +163,12 @@ def landing_page(store: Store, now: Callable[[], float] = time.time) -> str:
     if problems_only:
         parts.append(f"<p>More than {FULL_PAGE_NUMBERS:,} numbers: only numbers with a "
                      "problem are listed. /metrics and the check command have them all.</p>")
-    for business in store.businesses():
-        wabas = store.business_wabas(business.business_id)
-        numbers = [n for w in wabas for n in w.numbers]
-        registered = sum(1 for n in numbers if n.registered)
-        cap, source = resolve_cap(business, numbers)
+    for summary in store.summaries():
+        wabas = store.business_wabas(summary.business_id)
         parts.append(
-            f"<h2>Business {_cell(business.business_id)}</h2><p>{registered} of {cap} "
-            f"registered numbers used (cap from {_cell(source)}); {len(wabas)} WABAs.</p>"
+            f"<h2>Business {_cell(summary.business_id)}</h2><p>{summary.registered} of "
+            f"{summary.cap} registered numbers used (cap from {_cell(summary.cap_source)}); "
+            f"{summary.wabas} WABAs.</p>"
         )
         parts.append(
             "<table><tr><th>ID</th><th>Number</th><th>Verified name</th><th>Status</th>"

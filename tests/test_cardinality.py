@@ -8,7 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import ConfigError, load_settings
-from monitor.exposition import FAMILY_NAMES, ExpositionOptions
+from monitor.exposition import ExpositionOptions
+from monitor.families import FAMILY_NAMES
 from monitor.model import BusinessState, WabaState, parse_phone_number
 from monitor.runtime import exposition_options
 from monitor.store import Store

@@ -140,7 +140,7 @@ def test_families_chooses_among_the_names_given() -> None:
 
 
 def test_production_callers_pass_the_exporters_family_names(tmp_path: Path) -> None:
-    from monitor.exposition import FAMILY_NAMES
+    from monitor.families import FAMILY_NAMES
     from monitor.runtime import exposition_options, file_loader
 
     path = write(tmp_path, MINIMAL + "metrics:\n  exclude: [whatsapp_nope_*]\n")

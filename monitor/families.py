@@ -1,0 +1,286 @@
+"""Every metric family the snapshot exports, each declared once, kube-state-metrics style.
+
+A declaration holds the family's name, type, help text, label names and the function that
+produces its samples from the object it describes: a phone number within its WABA, a WABA's
+state, a business summary, or a usage reading. Formatting, headers and compression are
+``exposition.py``'s business; this module only says *what* is exported.
+
+The order of ``FAMILIES`` is the order of families in ``/metrics``: keep it stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast
+
+from monitor.caps import BusinessSummary
+from monitor.graph.usage import BucUsage
+from monitor.model import (
+    KNOWN_CODE_VERIFICATION_STATUS,
+    KNOWN_HEALTH,
+    KNOWN_MESSAGING_LIMIT,
+    KNOWN_NAME_STATUS,
+    KNOWN_QUALITY_RATING,
+    KNOWN_STATUS,
+    KNOWN_THROUGHPUT_LEVEL,
+    MESSAGING_LIMIT_PER_DAY,
+    PhoneNumber,
+    WabaState,
+)
+
+S = TypeVar("S")
+Sample = tuple[tuple[str | None, ...], float]
+"""Values of a family's own labels (``None`` leaves that label out) and the sample value."""
+
+_FROM_MEMORY = " Served from memory; refreshed by background polls of the Graph API."
+_LAST_GOOD = " After a failed poll the last good value stays (see whatsapp_monitor_waba_up)."
+
+
+class NumberInWaba(NamedTuple):
+    """A phone number with the WABA it was polled in (a tuple: cheap on the hot path)."""
+
+    waba: WabaState
+    number: PhoneNumber
+
+
+@dataclass(frozen=True, slots=True)
+class Subject(Generic[S]):
+    """The kind of object a family describes, and the labels that identify one.
+
+    Identity labels come first in every sample and are rendered once per object, however
+    many families and samples it has.
+    """
+
+    what: str
+    labels: tuple[str, ...]
+    identity: Callable[[S], tuple[str, ...]]
+
+
+NUMBER: Subject[NumberInWaba] = Subject(
+    "phone number", ("business_id", "waba_id", "phone_number_id"),
+    lambda row: (row.waba.business_id, row.waba.waba_id, row.number.id))
+WABA: Subject[WabaState] = Subject(
+    "WABA", ("business_id", "waba_id"), lambda state: (state.business_id, state.waba_id))
+BUSINESS: Subject[BusinessSummary] = Subject(
+    "business portfolio", ("business_id",), lambda summary: (summary.business_id,))
+USAGE: Subject[BucUsage] = Subject(
+    "usage reading", ("object_id", "type"), lambda entry: (entry.object_id, entry.type))
+
+
+@dataclass(frozen=True, slots=True)
+class StateSet(Generic[S]):
+    """Samples of an enum: one 0/1 series per known value, plus the observed value when it is
+    not a known one (so a new API value shows rather than vanishes). In compact mode
+    (``metrics.enum_mode: compact``) only the current value is exported."""
+
+    get: Callable[[S], str | None]
+    known: tuple[str, ...]
+
+    def __call__(self, subject: S, compact: bool = False) -> Iterator[Sample]:
+        value = self.get(subject)
+        if value is None:
+            return
+        if not compact:
+            for candidate in self.known:
+                yield (candidate,), 1 if candidate == value else 0
+            if value in self.known:
+                return
+        yield (value,), 1
+
+
+@dataclass(frozen=True, slots=True)
+class Family(Generic[S]):
+    """One metric family: what it is called and means, and how an object yields its samples.
+
+    ``samples`` is a plain function, or one of the helpers ``StateSet``, ``Value`` and ``Flag``
+    (below), which the exposition renders from text prepared once per family: most families
+    are these, and the per-number ones are the hot path at 50,000 numbers.
+    """
+
+    name: str  # sample name (counters end in _total)
+    type: Literal["gauge", "counter"]
+    help: str
+    subject: Subject[S]
+    labels: tuple[str, ...]  # the family's own labels, after the subject's identity labels
+    samples: Callable[[S], Iterable[Sample]]
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.subject.labels + self.labels
+
+    def samples_of(self, subject: S, compact: bool = False) -> Iterable[Sample]:
+        """The samples of one object; ``compact`` only matters to StateSets."""
+        if isinstance(self.samples, StateSet):
+            return cast(Iterable[Sample], self.samples(subject, compact))
+        return self.samples(subject)
+
+
+@dataclass(frozen=True, slots=True)
+class Value(Generic[S]):
+    """One unlabelled sample, left out when the value is not known (never a made-up zero)."""
+
+    get: Callable[[S], float | None]
+
+    def __call__(self, subject: S) -> Iterator[Sample]:
+        found = self.get(subject)
+        if found is not None:
+            yield (), found
+
+
+@dataclass(frozen=True, slots=True)
+class Flag(Generic[S]):
+    """1 or 0, left out when not known."""
+
+    get: Callable[[S], bool | None]
+
+    def __call__(self, subject: S) -> Iterator[Sample]:
+        found = self.get(subject)
+        if found is not None:
+            yield (), 1 if found else 0
+
+
+def _stateset_help(what: str) -> str:
+    return (
+        f"{what}: one series per known value (1 for the current one, 0 otherwise), plus the "
+        f"observed value when the API returns one that is not known.{_LAST_GOOD}{_FROM_MEMORY}"
+    )
+
+
+def _enum(name: str, what: str, label: str, get: Callable[[NumberInWaba], str | None],
+          known: tuple[str, ...]) -> Family[NumberInWaba]:
+    """A StateSet family of a phone-number field."""
+    return Family(name, "gauge", _stateset_help(what), NUMBER, (label,), StateSet(get, known))
+
+
+_INFO_LABELS = ("display_phone_number", "verified_name", "platform_type", "account_mode")
+_MEASURES = ("call_count", "total_cputime", "total_time")
+
+
+def _info(row: NumberInWaba) -> Iterator[Sample]:
+    n = row.number
+    yield (n.display_phone_number, n.verified_name, n.platform_type, n.account_mode), 1
+
+
+def _connected(number: PhoneNumber) -> bool | None:
+    return None if number.status is None else number.status == "CONNECTED"
+
+
+def _calls_per_hour(state: WabaState) -> float | None:
+    if state.interval is None:
+        return None
+    return 3600.0 * max(1, state.last_requests) / state.interval
+
+
+def _budget_remaining(state: WabaState) -> float | None:
+    return None if state.usage_ratio is None else max(0.0, 1 - state.usage_ratio)
+
+
+def _usage_ratio(entry: BucUsage) -> Iterator[Sample]:
+    for measure in _MEASURES:
+        yield (measure,), getattr(entry, measure) / 100.0
+
+
+FAMILIES: tuple[Family[Any], ...] = (
+    Family("whatsapp_phone_number_info", "gauge",
+           "Always 1; descriptive facts about a phone number, to join on phone_number_id."
+           + _FROM_MEMORY, NUMBER, _INFO_LABELS, _info),
+    _enum("whatsapp_phone_number_status", "Operating status", "status",
+          lambda row: row.number.status, KNOWN_STATUS),
+    Family("whatsapp_phone_number_status_last_change_timestamp_seconds", "gauge",
+           "Unix time the number's status was last seen to change (or the number was first "
+           "seen). Survives restarts through the state file.", NUMBER, (),
+           Value(lambda row: row.waba.status_changed_at.get(row.number.id))),
+    Family("whatsapp_phone_number_connected", "gauge",
+           "1 when the number's status is CONNECTED (it can send and receive), else 0."
+           + _LAST_GOOD, NUMBER, (), Flag(lambda row: _connected(row.number))),
+    _enum("whatsapp_phone_number_quality_rating", "Quality rating", "rating",
+          lambda row: row.number.quality_rating, KNOWN_QUALITY_RATING),
+    _enum("whatsapp_phone_number_name_status", "Display-name status", "name_status",
+          lambda row: row.number.name_status, KNOWN_NAME_STATUS),
+    _enum("whatsapp_phone_number_throughput_level", "Throughput level", "level",
+          lambda row: row.number.throughput_level, KNOWN_THROUGHPUT_LEVEL),
+    _enum("whatsapp_phone_number_code_verification_status", "Code (OTP) verification status",
+          "code_verification_status", lambda row: row.number.code_verification_status,
+          KNOWN_CODE_VERIFICATION_STATUS),
+    _enum("whatsapp_phone_number_health_status", "Overall health_status.can_send_message",
+          "can_send_message", lambda row: row.number.health_status, KNOWN_HEALTH),
+    _enum("whatsapp_phone_number_messaging_limit_tier",
+          "Messaging limit tier of the owning portfolio", "tier",
+          lambda row: row.number.messaging_limit, KNOWN_MESSAGING_LIMIT),
+    Family("whatsapp_phone_number_messaging_limit_per_day", "gauge",
+           "Business-initiated conversations allowed per 24 h by the messaging limit tier "
+           "(+Inf when unlimited)." + _LAST_GOOD, NUMBER, (),
+           Value(lambda row: MESSAGING_LIMIT_PER_DAY.get(row.number.messaging_limit or ""))),
+    Family("whatsapp_phone_number_registered", "gauge",
+           "1 when the number is registered with Cloud API or On-Premises API "
+           "(platform_type other than NOT_APPLICABLE) and so counts toward the cap." + _LAST_GOOD,
+           NUMBER, (), Flag(lambda row: row.number.registered)),
+    Family("whatsapp_phone_number_official_business_account", "gauge",
+           "1 when the number is an Official Business Account." + _LAST_GOOD, NUMBER, (),
+           Flag(lambda row: row.number.is_official_business_account)),
+    Family("whatsapp_business_registered_phone_numbers", "gauge",
+           "Registered phone numbers across all WABAs owned by the business portfolio."
+           + _FROM_MEMORY, BUSINESS, (), Value(lambda s: s.registered)),
+    Family("whatsapp_business_registered_phone_numbers_cap", "gauge",
+           "How many registered phone numbers the business portfolio may have.", BUSINESS, (),
+           Value(lambda s: s.cap)),
+    Family("whatsapp_business_registered_phone_numbers_cap_info", "gauge",
+           "Always 1; where the registration cap comes from (config, webhook, inferred).",
+           BUSINESS, ("source",), lambda s: [((s.cap_source,), 1)]),
+    Family("whatsapp_business_phone_numbers", "gauge",
+           "Phone numbers known across all WABAs owned by the business portfolio.", BUSINESS, (),
+           Value(lambda s: s.numbers)),
+    Family("whatsapp_monitor_waba_up", "gauge",
+           "1 if the last poll of the WABA succeeded, else 0. After a failure the WABA's "
+           "last good values stay exported and the last-success timestamp does not move.",
+           WABA, (), Flag(lambda w: w.up)),
+    Family("whatsapp_monitor_waba_last_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful poll of the WABA.", WABA, (),
+           Value(lambda w: w.last_success)),
+    Family("whatsapp_monitor_waba_last_poll_timestamp_seconds", "gauge",
+           "Unix time of the last poll attempt of the WABA, successful or not.", WABA, (),
+           Value(lambda w: w.last_attempt)),
+    Family("whatsapp_monitor_waba_phone_numbers", "gauge",
+           "Phone numbers in the WABA at its last successful poll.", WABA, (),
+           Value(lambda w: None if w.last_success is None else len(w.numbers))),
+    Family("whatsapp_monitor_waba_last_poll_requests", "gauge",
+           "Graph API requests the last poll of the WABA made (retries included).", WABA, (),
+           Value(lambda w: None if w.last_attempt is None else w.last_requests)),
+    Family("whatsapp_monitor_waba_poll_interval_seconds", "gauge",
+           "Seconds between polls of the WABA: the scan interval, or longer to stay within its "
+           "Graph API budget.", WABA, (), Value(lambda w: w.interval)),
+    Family("whatsapp_monitor_waba_api_allowance_per_hour", "gauge",
+           "Meta's hourly Business Use Case allowance for the WABA as the monitor reckons it: "
+           "200, or 5,000 once it has a registered number.", WABA, (),
+           Value(lambda w: w.allowance_per_hour)),
+    Family("whatsapp_monitor_waba_api_calls_per_hour", "gauge",
+           "Graph API calls an hour the monitor spends on the WABA at its current pace.",
+           WABA, (), Value(_calls_per_hour)),
+    Family("whatsapp_monitor_waba_api_budget_remaining_ratio", "gauge",
+           "1 minus the last X-Business-Use-Case-Usage reading for the WABA (0 = throttled); "
+           "absent until Meta sends one.", WABA, (), Value(_budget_remaining)),
+    Family("whatsapp_monitor_graph_business_use_case_usage_ratio", "gauge",
+           "Last X-Business-Use-Case-Usage reading per object and type, as a ratio of the "
+           "hourly allowance (throttled at 1).", USAGE, ("measure",), _usage_ratio),
+    Family("whatsapp_monitor_graph_business_use_case_regain_access_seconds", "gauge",
+           "Last estimated time to regain access per object and type, from "
+           "X-Business-Use-Case-Usage (0 when not throttled).", USAGE, (),
+           Value(lambda e: e.regain_access_seconds)),
+    Family("whatsapp_monitor_waba_polls_total", "counter", "Polls of the WABA attempted.",
+           WABA, (), Value(lambda w: w.polls)),
+    Family("whatsapp_monitor_waba_poll_failures_total", "counter",
+           "Polls of the WABA that failed.", WABA, (), Value(lambda w: w.failures)),
+)
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+
+
+def families_of(subject: Subject[S]) -> tuple[Family[S], ...]:
+    """The families describing one kind of object, in exposition order."""
+    return tuple(cast(Family[S], f) for f in FAMILIES if f.subject is subject)
+
+
+NUMBER_FAMILIES = families_of(NUMBER)
+WABA_FAMILIES = families_of(WABA)
+BUSINESS_FAMILIES = families_of(BUSINESS)
+USAGE_FAMILIES = families_of(USAGE)
