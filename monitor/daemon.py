@@ -21,7 +21,7 @@ from monitor.fleet import Fleet, Target, Watch
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
-from monitor.model import BusinessState, LearnedCap, PhoneNumber, WabaState
+from monitor.model import BusinessState, LearnedCap, PhoneNumber, Transition, WabaState, transitions
 from monitor.poller import (
     FieldPolicy,
     FillMemory,
@@ -32,7 +32,7 @@ from monitor.poller import (
 )
 from monitor.selfmetrics import SelfMetrics
 from monitor.sharding import Shard
-from monitor.store import Store, Transition, transitions
+from monitor.store import Store
 
 log = structlog.get_logger("monitor.daemon")
 

@@ -281,3 +281,50 @@ def parse_phone_number(raw: object) -> PhoneNumber:
 def missing_fields(raw: Mapping[str, Any], wanted: tuple[str, ...]) -> frozenset[str]:
     """Which of ``wanted`` a node's payload did not carry (``id`` aside)."""
     return frozenset(f for f in wanted if f != "id" and raw.get(f) is None)
+
+
+# --- what changed between two polls ----------------------------------------------------------
+TRACKED_FIELDS = (
+    "status",
+    "quality_rating",
+    "name_status",
+    "throughput_level",
+    "health_status",
+    "messaging_limit",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One field of one number that changed (or a number that appeared or went): what the
+    history keeps, the state file persists and the API returns."""
+
+    at: float
+    business_id: str
+    waba_id: str
+    phone_number_id: str
+    field: str
+    old: str | None
+    new: str | None
+
+
+def transitions(old: WabaState, new: WabaState, at: float) -> list[Transition]:
+    """Field changes between two successful polls of one WABA (numbers new or gone included)."""
+    if not old.polled or not new.up:
+        return []
+    before = {n.id: n for n in old.numbers}
+    out: list[Transition] = []
+    for number in new.numbers:
+        prev = before.pop(number.id, None)
+        for name in TRACKED_FIELDS:
+            old_value = getattr(prev, name) if prev is not None else None
+            new_value = getattr(number, name)
+            if prev is None and name != "status":
+                continue
+            if old_value != new_value:
+                out.append(Transition(at, new.business_id, new.waba_id, number.id, name,
+                                      old_value, new_value))
+    for gone in before.values():
+        out.append(Transition(at, new.business_id, new.waba_id, gone.id, "status",
+                              gone.status, None))
+    return out

@@ -35,13 +35,13 @@ from monitor.families import FAMILY_NAMES
 from monitor.fleet import Fleet, Target
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret
-from monitor.model import BusinessState
+from monitor.model import BusinessState, Transition
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
 from monitor.sharding import Shard, resolve_shard
 from monitor.sharding.forward import ShardForwarder
 from monitor.state import StateDB, StateError, StateWriter, flushing
-from monitor.store import Store, Transition
+from monitor.store import Store
 from monitor.token import TokenCheckPlan, TokenChecks
 from monitor.web import StatusView, build_app
 from monitor.webconfig import (

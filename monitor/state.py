@@ -25,8 +25,7 @@ import structlog
 
 from monitor.accounts import AccountAlert, WabaFacts, facts_from_json, facts_to_json
 from monitor.graph.usage import BucUsage
-from monitor.model import HealthError, LearnedCap, PhoneNumber, WabaState
-from monitor.store import Transition
+from monitor.model import HealthError, LearnedCap, PhoneNumber, Transition, WabaState
 
 log = structlog.get_logger("monitor.state")
 

@@ -27,7 +27,7 @@ from monitor.exposition import (
     render_waba_health,
 )
 from monitor.graph.usage import BucUsage
-from monitor.model import BusinessState, PhoneNumber, WabaState
+from monitor.model import BusinessState, PhoneNumber, Transition, WabaState, transitions
 
 log = structlog.get_logger("monitor.store")
 
@@ -44,49 +44,6 @@ class _NumberPart:
     def fits(self, state: WabaState) -> bool:
         return (self.business_id == state.business_id and self.numbers == state.numbers
                 and self.status_changed_at == state.status_changed_at)
-
-TRACKED_FIELDS = (
-    "status",
-    "quality_rating",
-    "name_status",
-    "throughput_level",
-    "health_status",
-    "messaging_limit",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    at: float
-    business_id: str
-    waba_id: str
-    phone_number_id: str
-    field: str
-    old: str | None
-    new: str | None
-
-
-def transitions(old: WabaState, new: WabaState, at: float) -> list[Transition]:
-    """Field changes between two successful polls of one WABA (numbers new or gone included)."""
-    if not old.polled or not new.up:
-        return []
-    before = {n.id: n for n in old.numbers}
-    out: list[Transition] = []
-    for number in new.numbers:
-        prev = before.pop(number.id, None)
-        for name in TRACKED_FIELDS:
-            old_value = getattr(prev, name) if prev is not None else None
-            new_value = getattr(number, name)
-            if prev is None and name != "status":
-                continue
-            if old_value != new_value:
-                out.append(Transition(at, new.business_id, new.waba_id, number.id, name,
-                                      old_value, new_value))
-    for gone in before.values():
-        out.append(Transition(at, new.business_id, new.waba_id, gone.id, "status",
-                              gone.status, None))
-    return out
-
 
 ChangeListener = Callable[[WabaState, list[Transition]], None]
 RemoveListener = Callable[[str], None]

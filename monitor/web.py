@@ -20,8 +20,8 @@ from prometheus_client.openmetrics import exposition as om_exposition
 
 from monitor import __version__
 from monitor.check import number_findings
-from monitor.model import WabaState
-from monitor.store import Store, Transition
+from monitor.model import Transition, WabaState
+from monitor.store import Store
 
 
 @dataclass(frozen=True, slots=True)

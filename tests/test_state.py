@@ -10,11 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import load_settings
-from monitor.model import LearnedCap, PhoneNumber, WabaState
+from monitor.model import LearnedCap, PhoneNumber, Transition, WabaState
 from monitor.runtime import Runtime
 from monitor.simulator import Fault, World, start_simulator
 from monitor.state import StateDB, StateError, waba_from_json, waba_to_json
-from monitor.store import Transition
 from tests.conftest import TOKEN, small_fleet, write_config
 
 
