@@ -8,6 +8,7 @@ rule applied to what the polls saw.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,16 @@ SCALED_CAP = 20
 SCALING_LIMIT_PER_DAY = 2_000.0
 
 
+def portfolio_limit(business: BusinessState, numbers: Iterable[PhoneNumber]) -> str | None:
+    """The portfolio's shared messaging limit: as read from its node (or a WABA node) or told
+    by webhook, else what its numbers report (each reports the shared value since Oct 2025;
+    the most common one wins, should a legacy per-number value linger)."""
+    if business.messaging_limit is not None:
+        return business.messaging_limit
+    seen = Counter(n.messaging_limit for n in numbers if n.messaging_limit)
+    return seen.most_common(1)[0][0] if seen else None
+
+
 def resolve_cap(business: BusinessState, numbers: Iterable[PhoneNumber]) -> tuple[int, str]:
     """The cap and the source that decided it: config, webhook, inferred or default."""
     if business.configured_cap is not None:
@@ -26,7 +37,10 @@ def resolve_cap(business: BusinessState, numbers: Iterable[PhoneNumber]) -> tupl
         return business.learned_cap, "webhook"
     if business.verified:
         return SCALED_CAP, "inferred"
+    numbers = list(numbers)
     limits = [MESSAGING_LIMIT_PER_DAY.get(n.messaging_limit or "") for n in numbers]
+    if business.messaging_limit is not None:
+        limits.append(MESSAGING_LIMIT_PER_DAY.get(business.messaging_limit))
     known = [limit for limit in limits if limit is not None]
     if any(limit >= SCALING_LIMIT_PER_DAY for limit in known):
         return SCALED_CAP, "inferred"
@@ -50,6 +64,9 @@ class BusinessSummary:
     cap_source: str  # config | webhook | inferred | default
     wabas: int
     wabas_up: int
+    messaging_limit: str | None = None  # the portfolio's shared limit (TIER_*), when known
+    messaging_limit_source: str | None = None  # business | waba | webhook | numbers
+    verification_status: str | None = None
 
 
 def summarize(business: BusinessState, wabas: Iterable[WabaState]) -> BusinessSummary:
@@ -65,4 +82,8 @@ def summarize(business: BusinessState, wabas: Iterable[WabaState]) -> BusinessSu
         cap_source=source,
         wabas=len(states),
         wabas_up=sum(1 for w in states if w.up),
+        messaging_limit=portfolio_limit(business, numbers),
+        messaging_limit_source=business.messaging_limit_source or (
+            "numbers" if any(n.messaging_limit for n in numbers) else None),
+        verification_status=business.verification_status,
     )

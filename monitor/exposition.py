@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from monitor.accounts import AccountAlert
 from monitor.caps import BusinessSummary
 from monitor.families import (
+    ALERT_FAMILIES,
     BUSINESS_FAMILIES,
     FAMILIES,
     FAMILY_NAMES,
     NUMBER_FAMILIES,
     USAGE_FAMILIES,
+    WABA_ACCOUNT_FAMILIES,
     WABA_FAMILIES,
     Family,
     Flag,
@@ -28,6 +31,7 @@ from monitor.families import (
     StateSet,
     Subject,
     Value,
+    WabaAccount,
 )
 from monitor.graph.usage import BucUsage
 from monitor.model import WabaState
@@ -227,8 +231,15 @@ def render_usage(entries: Iterable[BucUsage]) -> dict[str, bytes]:
     return render(USAGE_FAMILIES, list(entries))
 
 
-def render_business(summary: BusinessSummary) -> dict[str, bytes]:
-    return render(BUSINESS_FAMILIES, [summary])
+def render_business(summary: BusinessSummary,
+                    alerts: Sequence[AccountAlert] = ()) -> dict[str, bytes]:
+    """A portfolio's families, its account alerts included."""
+    return {**render(BUSINESS_FAMILIES, [summary]), **render(ALERT_FAMILIES, alerts)}
+
+
+def render_waba_account(account: WabaAccount) -> dict[str, bytes]:
+    """A WABA's account-level health (node, webhook facts, health errors)."""
+    return render(WABA_ACCOUNT_FAMILIES, [account])
 
 
 def gzip_member(data: bytes) -> bytes:

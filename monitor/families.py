@@ -10,10 +10,21 @@ The order of ``FAMILIES`` is the order of families in ``/metrics``: keep it stab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast
 
+from monitor.accounts import (
+    KNOWN_BAN_STATE,
+    KNOWN_LIMIT_TIER,
+    KNOWN_REVIEW_STATUS,
+    KNOWN_VERIFICATION_STATUS,
+    AccountAlert,
+    WabaFacts,
+    WabaNode,
+    review_status,
+)
 from monitor.caps import BusinessSummary
 from monitor.graph.usage import BucUsage
 from monitor.model import (
@@ -25,6 +36,7 @@ from monitor.model import (
     KNOWN_STATUS,
     KNOWN_THROUGHPUT_LEVEL,
     MESSAGING_LIMIT_PER_DAY,
+    HealthError,
     PhoneNumber,
     WabaState,
 )
@@ -64,6 +76,21 @@ WABA: Subject[WabaState] = Subject(
     "WABA", ("business_id", "waba_id"), lambda state: (state.business_id, state.waba_id))
 BUSINESS: Subject[BusinessSummary] = Subject(
     "business portfolio", ("business_id",), lambda summary: (summary.business_id,))
+class WabaAccount(NamedTuple):
+    """A WABA's account-level health: its node, its webhook-only facts, and the time (an
+    expired restriction is no longer exported)."""
+
+    state: WabaState
+    node: WabaNode | None
+    facts: WabaFacts | None
+    now: float
+
+
+WABA_ACCOUNT: Subject[WabaAccount] = Subject(
+    "WABA account", ("business_id", "waba_id"),
+    lambda a: (a.state.business_id, a.state.waba_id))
+ALERT: Subject[AccountAlert] = Subject(
+    "account alert", ("business_id",), lambda alert: (alert.business_id,))
 USAGE: Subject[BucUsage] = Subject(
     "usage reading", ("object_id", "type"), lambda entry: (entry.object_id, entry.type))
 
@@ -181,6 +208,63 @@ def _usage_ratio(entry: BucUsage) -> Iterator[Sample]:
         yield (measure,), getattr(entry, measure) / 100.0
 
 
+def health_errors(account: WabaAccount) -> tuple[HealthError, ...]:
+    """Every blocking or limiting error of every entity, from the WABA node and its numbers'
+    ``health_status``, once each (numbers repeat their WABA's and business's entities)."""
+    seen: dict[tuple[str, str, str], HealthError] = {}
+    sources = [account.node.health_errors] if account.node else []
+    sources.extend(n.health_errors for n in account.state.numbers if n.health_errors)
+    for errors in sources:
+        for error in errors:
+            seen.setdefault((error.entity_type, error.entity_id, error.error_code), error)
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def _waba_info(account: WabaAccount) -> Iterator[Sample]:
+    node = account.node
+    if node is not None:
+        yield (node.name, node.ownership_type, node.timezone_id), 1
+
+
+def _health_error_samples(account: WabaAccount) -> Iterator[Sample]:
+    for error in health_errors(account):
+        yield (error.entity_type, error.entity_id, error.error_code), 1
+
+
+def _restrictions(account: WabaAccount) -> Iterator[Sample]:
+    if account.facts is not None:
+        for restriction in account.facts.active_restrictions(account.now):
+            expiry = restriction.expires_at
+            yield (restriction.restriction_type,), math.inf if expiry is None else expiry
+
+
+def _counts(get: Callable[[WabaFacts], Mapping[str, float]]
+            ) -> Callable[[WabaAccount], Iterator[Sample]]:
+    def samples(account: WabaAccount) -> Iterator[Sample]:
+        if account.facts is not None:
+            values = get(account.facts)
+            for key in sorted(values):
+                yield (key,), values[key]
+    return samples
+
+
+def _fact(get: Callable[[WabaFacts], float | None]) -> Value[WabaAccount]:
+    return Value(lambda a: None if a.facts is None else get(a.facts))
+
+
+def _alert(alert: AccountAlert) -> Iterator[Sample]:
+    yield (alert.entity_type, alert.entity_id, alert.alert_type, alert.alert_severity), alert.at
+
+
+_DEPRECATED_LIMIT = (
+    " Deprecated: since 7 Oct 2025 the limit belongs to the business portfolio and every "
+    "number repeats it; use whatsapp_business_messaging_limit_tier / _per_day. Not served "
+    "unless metrics.include names it."
+)
+_LIMIT_MEANING = ("unique WhatsApp users the business may reach outside customer-service "
+                  "windows in a moving 24 h")
+_WEBHOOK_FACT = " Told only by webhook; kept in the state file across restarts."
+
 FAMILIES: tuple[Family[Any], ...] = (
     Family("whatsapp_phone_number_info", "gauge",
            "Always 1; descriptive facts about a phone number, to join on phone_number_id."
@@ -206,11 +290,12 @@ FAMILIES: tuple[Family[Any], ...] = (
     _enum("whatsapp_phone_number_health_status", "Overall health_status.can_send_message",
           "can_send_message", lambda row: row.number.health_status, KNOWN_HEALTH),
     _enum("whatsapp_phone_number_messaging_limit_tier",
-          "Messaging limit tier of the owning portfolio", "tier",
+          "Messaging limit tier of the owning portfolio, as this number reports it."
+          + _DEPRECATED_LIMIT + " Per tier", "tier",
           lambda row: row.number.messaging_limit, KNOWN_MESSAGING_LIMIT),
     Family("whatsapp_phone_number_messaging_limit_per_day", "gauge",
-           "Business-initiated conversations allowed per 24 h by the messaging limit tier "
-           "(+Inf when unlimited)." + _LAST_GOOD, NUMBER, (),
+           f"The owning portfolio's messaging limit as this number reports it: {_LIMIT_MEANING} "
+           "(+Inf when unlimited)." + _DEPRECATED_LIMIT + _LAST_GOOD, NUMBER, (),
            Value(lambda row: MESSAGING_LIMIT_PER_DAY.get(row.number.messaging_limit or ""))),
     Family("whatsapp_phone_number_registered", "gauge",
            "1 when the number is registered with Cloud API or On-Premises API "
@@ -231,6 +316,65 @@ FAMILIES: tuple[Family[Any], ...] = (
     Family("whatsapp_business_phone_numbers", "gauge",
            "Phone numbers known across all WABAs owned by the business portfolio.", BUSINESS, (),
            Value(lambda s: s.numbers)),
+    Family("whatsapp_business_messaging_limit_per_day", "gauge",
+           f"The business portfolio's shared messaging limit: {_LIMIT_MEANING}, for all its "
+           "numbers together (+Inf when unlimited). Read from the business node where the "
+           "token may, else a WABA node or its numbers; a capability webhook updates it at "
+           "once." + _FROM_MEMORY, BUSINESS, (),
+           Value(lambda s: MESSAGING_LIMIT_PER_DAY.get(s.messaging_limit or ""))),
+    Family("whatsapp_business_messaging_limit_tier", "gauge",
+           _stateset_help("The business portfolio's shared messaging-limit tier"), BUSINESS,
+           ("tier",), StateSet(lambda s: s.messaging_limit, KNOWN_LIMIT_TIER)),
+    Family("whatsapp_business_verification_status", "gauge",
+           _stateset_help("Business verification status of the portfolio (lower case)"),
+           BUSINESS, ("verification_status",),
+           StateSet(lambda s: s.verification_status, KNOWN_VERIFICATION_STATUS)),
+    Family("whatsapp_account_alert_timestamp_seconds", "gauge",
+           "Unix time of the last account_alerts webhook of each type for each entity of the "
+           "portfolio (entity_id: a portfolio or phone-number id); alert_severity is Meta's "
+           "CRITICAL, WARNING or INFORMATIONAL." + _WEBHOOK_FACT, ALERT,
+           ("entity_type", "entity_id", "alert_type", "alert_severity"), _alert),
+    Family("whatsapp_waba_info", "gauge",
+           "Always 1; descriptive facts about a WABA from its node (read at the discovery "
+           "cadence), to join on waba_id.", WABA_ACCOUNT,
+           ("name", "ownership_type", "timezone_id"), _waba_info),
+    Family("whatsapp_waba_account_review_status", "gauge",
+           _stateset_help("Account review status of the WABA (node, or an "
+                          "account_review_update webhook when newer); only APPROVED is usable"),
+           WABA_ACCOUNT, ("status",),
+           StateSet(lambda a: review_status(a.node, a.facts), KNOWN_REVIEW_STATUS)),
+    Family("whatsapp_waba_health_status", "gauge",
+           _stateset_help("The WABA node's health_status.can_send_message"), WABA_ACCOUNT,
+           ("can_send_message",),
+           StateSet(lambda a: a.node.can_send_message if a.node else None, KNOWN_HEALTH)),
+    Family("whatsapp_health_status_error", "gauge",
+           "1 for each error of each health_status entity (BUSINESS, WABA, PHONE_NUMBER, APP) "
+           "that is LIMITED or BLOCKED, from the WABA node and its numbers: what stops "
+           "messaging, and who must act.", WABA_ACCOUNT,
+           ("entity_type", "entity_id", "error_code"), _health_error_samples),
+    Family("whatsapp_waba_ban_state", "gauge",
+           _stateset_help("Ban state from the last DISABLED_UPDATE account_update")
+           + _WEBHOOK_FACT, WABA_ACCOUNT, ("state",),
+           StateSet(lambda a: a.facts.ban_state if a.facts else None, KNOWN_BAN_STATE)),
+    Family("whatsapp_waba_ban_date_timestamp_seconds", "gauge",
+           "Unix time of the ban date Meta gave with the last ban-state change (the date it "
+           "takes effect for SCHEDULE_FOR_DISABLE); absent when it could not be read."
+           + _WEBHOOK_FACT, WABA_ACCOUNT, (), _fact(lambda f: f.ban_date)),
+    Family("whatsapp_waba_restriction_expiry_timestamp_seconds", "gauge",
+           "One series per active restriction of the WABA (ACCOUNT_RESTRICTION): the Unix "
+           "time it ends, +Inf when Meta gave no end; gone once it has expired."
+           + _WEBHOOK_FACT, WABA_ACCOUNT, ("restriction_type",), _restrictions),
+    Family("whatsapp_waba_violations_total", "counter",
+           "Policy violations Meta reported for the WABA (account_update violation_info), by "
+           "type." + _WEBHOOK_FACT, WABA_ACCOUNT, ("violation_type",),
+           _counts(lambda f: f.violations)),
+    Family("whatsapp_waba_account_event_timestamp_seconds", "gauge",
+           "Unix time of the last account_update event of each type for the WABA."
+           + _WEBHOOK_FACT, WABA_ACCOUNT, ("event",), _counts(lambda f: f.events)),
+    Family("whatsapp_waba_phone_numbers_cap", "gauge",
+           "How many phone numbers the WABA may have (max_phone_numbers_per_waba from "
+           "business_capability_update; not the portfolio's registration cap)."
+           + _WEBHOOK_FACT, WABA_ACCOUNT, (), _fact(lambda f: f.phone_numbers_cap)),
     Family("whatsapp_monitor_waba_up", "gauge",
            "1 if the last poll of the WABA succeeded, else 0. After a failure the WABA's "
            "last good values stay exported and the last-success timestamp does not move.",
@@ -284,3 +428,8 @@ NUMBER_FAMILIES = families_of(NUMBER)
 WABA_FAMILIES = families_of(WABA)
 BUSINESS_FAMILIES = families_of(BUSINESS)
 USAGE_FAMILIES = families_of(USAGE)
+WABA_ACCOUNT_FAMILIES = families_of(WABA_ACCOUNT)
+ALERT_FAMILIES = families_of(ALERT)
+# Served only when metrics.include names them (they repeat a portfolio value per number).
+DEPRECATED_FAMILIES = frozenset({"whatsapp_phone_number_messaging_limit_tier",
+                                 "whatsapp_phone_number_messaging_limit_per_day"})

@@ -31,7 +31,7 @@ from monitor.config import (
 )
 from monitor.daemon import Monitor, build_client
 from monitor.exposition import ExpositionOptions
-from monitor.families import FAMILY_NAMES
+from monitor.families import DEPRECATED_FAMILIES, FAMILY_NAMES
 from monitor.fleet import Fleet, Target
 from monitor.graph.client import GraphClient
 from monitor.logs import register_secret
@@ -101,8 +101,12 @@ def file_loader(path: Path, *, shard: str | None = None, total_shards: int | Non
 
 
 def exposition_options(settings: Settings) -> ExpositionOptions:
-    return ExpositionOptions(compact=settings.metrics.enum_mode == "compact",
-                             families=settings.metrics.families(FAMILY_NAMES))
+    """Cardinality options; deprecated families are served only when ``metrics.include``
+    names them (they repeat one portfolio value on every number)."""
+    chosen = settings.metrics.families(FAMILY_NAMES)
+    if not settings.metrics.include:
+        chosen = (frozenset(FAMILY_NAMES) if chosen is None else chosen) - DEPRECATED_FAMILIES
+    return ExpositionOptions(compact=settings.metrics.enum_mode == "compact", families=chosen)
 
 
 class WebhookBridge:

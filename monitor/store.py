@@ -7,6 +7,8 @@ per change; the scrape handler only joins cached bytes.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,8 +26,10 @@ from monitor.exposition import (
     render_business,
     render_numbers,
     render_usage,
+    render_waba_account,
     render_waba_health,
 )
+from monitor.families import WabaAccount, health_errors
 from monitor.graph.usage import BucUsage
 from monitor.model import BusinessState, PhoneNumber, Transition, WabaState, transitions
 
@@ -51,7 +55,8 @@ RECENT_TRANSITIONS = 200
 
 
 class Store:
-    def __init__(self, options: ExpositionOptions | None = None) -> None:
+    def __init__(self, options: ExpositionOptions | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.options = options or ExpositionOptions()
         self.recent: deque[Transition] = deque(maxlen=RECENT_TRANSITIONS)
         self.on_change: list[ChangeListener] = []
@@ -60,6 +65,9 @@ class Store:
         self._waba_nodes: dict[str, WabaNode] = {}
         self._waba_facts: dict[str, WabaFacts] = {}
         self._alerts: dict[str, dict[tuple[str, ...], AccountAlert]] = {}
+        self._account_parts: dict[str, tuple[object, Fragment]] = {}
+        self._clock = clock
+        self._next_expiry = math.inf  # when the earliest active restriction ends
         self._businesses: dict[str, BusinessState] = {}
         self._by_business: dict[str, set[str]] = {}
         self._waba_fragments: dict[str, Fragment] = {}
@@ -143,6 +151,8 @@ class Store:
             self._version += 1
 
     def body(self) -> RenderedBody:
+        if self._clock() >= self._next_expiry:
+            self._expire()
         if self._body is None or self._body.version != self._version:
             fragments: list[Fragment] = [self._business_fragments[k]
                                          for k in sorted(self._business_fragments)]
@@ -187,8 +197,10 @@ class Store:
 
     def put_waba_node(self, waba_id: str, node: WabaNode) -> None:
         """What the WABA node said (read at the discovery cadence)."""
-        if waba_id in self._wabas and self._waba_nodes.get(waba_id) != node:
+        state = self._wabas.get(waba_id)
+        if state is not None and self._waba_nodes.get(waba_id) != node:
             self._waba_nodes[waba_id] = node
+            self._waba_fragments[waba_id] = self._render(state)
             self._version += 1
 
     def waba_facts(self, waba_id: str) -> WabaFacts | None:
@@ -196,8 +208,10 @@ class Store:
 
     def put_waba_facts(self, waba_id: str, facts: WabaFacts) -> None:
         """What only webhooks told about a watched WABA (already durable when put here)."""
-        if waba_id in self._wabas and self._waba_facts.get(waba_id) != facts:
+        state = self._wabas.get(waba_id)
+        if state is not None and self._waba_facts.get(waba_id) != facts:
             self._waba_facts[waba_id] = facts
+            self._waba_fragments[waba_id] = self._render(state)
             self._version += 1
 
     def account_alerts(self, business_id: str) -> list[AccountAlert]:
@@ -208,12 +222,13 @@ class Store:
         """The last alert of its type for its entity (already durable when put here)."""
         if alert.business_id in self._businesses:
             self._alerts.setdefault(alert.business_id, {})[alert.key] = alert
-            self._version += 1
+            self._rerender_business(alert.business_id)
 
     def remove_waba(self, waba_id: str) -> None:
         old = self._wabas.pop(waba_id, None)
         self._waba_nodes.pop(waba_id, None)
         self._waba_facts.pop(waba_id, None)
+        self._account_parts.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
         if old is not None:
@@ -239,7 +254,8 @@ class Store:
                                compress_fragment(render_numbers(
                                    state, compact=self.options.compact)))
             self._number_parts[state.waba_id] = part
-        return {**part.members, **compress_fragment(render_waba_health(state))}
+        return {**part.members, **compress_fragment(render_waba_health(state)),
+                **self._account_part(state)}
 
     def _rerender_business(self, business_id: str) -> None:
         """Summarize the business again (this runs on every change of it or of one of its
@@ -248,7 +264,41 @@ class Store:
         if business is not None:
             summary = summarize(business, self.business_wabas(business_id))
             self._summaries[business_id] = summary
-            self._business_fragments[business_id] = compress_fragment(render_business(summary))
+            self._business_fragments[business_id] = compress_fragment(
+                render_business(summary, self.account_alerts(business_id)))
+        self._version += 1
+
+    def _account_part(self, state: WabaState) -> Fragment:
+        """A WABA's account-level series, rendered again only when what they show changed
+        (its node, its webhook facts, its numbers' health errors, or a restriction expired)."""
+        node = self._waba_nodes.get(state.waba_id)
+        facts = self._waba_facts.get(state.waba_id)
+        if node is None and facts is None and not any(n.health_errors for n in state.numbers):
+            self._account_parts.pop(state.waba_id, None)
+            return {}
+        now = self._clock()
+        account = WabaAccount(state, node, facts, now)
+        key = (state.business_id, node, facts, health_errors(account),
+               facts.active_restrictions(now) if facts else ())
+        cached = self._account_parts.get(state.waba_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        members = compress_fragment(render_waba_account(account))
+        self._account_parts[state.waba_id] = (key, members)
+        if facts is not None:
+            ends = [r.expires_at for r in facts.active_restrictions(now)
+                    if r.expires_at is not None]
+            if ends:
+                self._next_expiry = min(self._next_expiry, min(ends))
+        return members
+
+    def _expire(self) -> None:
+        """A restriction ended: render again the WABAs that had one, so its series goes."""
+        self._next_expiry = math.inf
+        for waba_id in [w for w, f in self._waba_facts.items() if f.restrictions]:
+            state = self._wabas.get(waba_id)
+            if state is not None:
+                self._waba_fragments[waba_id] = self._render(state)
         self._version += 1
 
     def _index(self, state: WabaState, old: WabaState | None) -> None:
