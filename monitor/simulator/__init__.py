@@ -7,6 +7,7 @@ inject faults and move the clock. See ``scenarios/demo.yaml`` for the scenario f
 
 from .app import WORLD_KEY, build_app, start_simulator
 from .faults import FAULT_KINDS, Fault, FaultError, FaultKind
+from .generate import generate_scenario
 from .scenario import (
     Budget,
     BusinessSpec,
@@ -18,7 +19,6 @@ from .scenario import (
     WabaSpec,
     builtin_scenario,
     builtin_scenario_names,
-    generate_scenario,
     load_scenario,
     scenario_from_yaml,
 )

@@ -213,7 +213,7 @@ async def test_bad_field_fails_whole_request(demo: Client, fields: str) -> None:
 
 
 async def test_bad_field_names_right_node_type(demo: Client) -> None:
-    _, body, _ = await get_json(demo, f"{V}/{MAIN_WABA}", fields="id,status")
+    _, body, _ = await get_json(demo, f"{V}/{MAIN_WABA}", fields="id,quality_rating")
     assert body["error"]["message"].endswith("on node type (WhatsAppBusinessAccount)")
     _, body, _ = await get_json(demo, f"{V}/{ACME}/owned_whatsapp_business_accounts", fields="x")
     assert body["error"]["message"].endswith("on node type (WhatsAppBusinessAccount)")
