@@ -671,8 +671,10 @@ async def _patch_business(request: web.Request) -> web.StreamResponse:
         raise _ControlFailure(400, str(exc)) from None
     world = request.app[WORLD_KEY]
     result = world.run_action(action)
-    values = world.business_values(action.params["business"], frozenset(("id", *body)))
-    return web.json_response({**result, "business": values})
+    business_id = action.params["business"]
+    wanted = frozenset(("verification_status", "whatsapp_business_manager_messaging_limit"))
+    values = world.business_values(business_id, wanted)
+    return web.json_response({**result, "business": {"id": business_id, **values}})
 
 
 async def _webhook_context(app: web.Application) -> AsyncIterator[None]:
