@@ -133,18 +133,30 @@ def account_alert(
     }
 
 
+_TIER_INTS = {
+    "TIER_50": 50,
+    "TIER_250": 250,
+    "TIER_1K": 1000,
+    "TIER_2K": 2000,
+    "TIER_10K": 10000,
+    "TIER_100K": 100000,
+    "TIER_UNLIMITED": -1,
+}
+
+
 def tier_as_int(tier: str) -> int | str:
     """``TIER_2K`` → 2000, ``TIER_UNLIMITED`` → -1; anything else is returned unchanged."""
-    table = {
-        "TIER_50": 50,
-        "TIER_250": 250,
-        "TIER_1K": 1000,
-        "TIER_2K": 2000,
-        "TIER_10K": 10000,
-        "TIER_100K": 100000,
-        "TIER_UNLIMITED": -1,
-    }
-    return table.get(tier, tier)
+    return _TIER_INTS.get(tier, tier)
+
+
+def tier_from_value(value: object) -> str | None:
+    """The tier a capability value names: a ``TIER_*`` string as is, a known integer mapped
+    back (-1 → TIER_UNLIMITED); None for anything else."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return next((t for t, n in _TIER_INTS.items() if n == value), None)
+    return None
 
 
 def capability_update(

@@ -18,6 +18,7 @@ from .actions import Action, defaults
 from .scenario import Scenario, WabaSpec, WebhookTarget
 from .webhooks import PendingWebhook
 
+LIMIT = "whatsapp_business_manager_messaging_limit"
 SCHEDULE_NOTICE = 7 * 86_400.0  # display date of a SCHEDULE_FOR_DISABLE: a week ahead
 # A disabled WABA's health entity. Meta's exact error for a ban is not documented in the
 # facts; 131031 "Account locked" (graph-api-facts §5) is the closest listed code.
@@ -52,6 +53,7 @@ class AccountsMixin:
     _business_health: dict[str, dict[str, Any] | None]
     _app_health: dict[str, Any] | None
     _clients: dict[str, list[str]]
+    _caps: dict[str, dict[str, int]]
     _accounts: dict[str, dict[str, Any]]
     _alerts: list[dict[str, Any]]
 
@@ -72,7 +74,7 @@ class AccountsMixin:
 
     def business_limit(self, business_id: str) -> str | None:
         """The portfolio messaging limit as of now (shared by all the business's numbers)."""
-        value = self._business_fields[business_id].get("whatsapp_business_manager_messaging_limit")
+        value = self._business_fields[business_id].get(LIMIT)
         return None if value is None else str(value)
 
     def account(self, waba_id: str) -> dict[str, Any]:
@@ -272,14 +274,36 @@ class AccountsMixin:
             # certification event, which is a different flow).
             fields["verification_status"] = p["verification_status"]
         limit = p.get("messaging_limit")
-        if limit is not None and limit != fields.get("whatsapp_business_manager_messaging_limit"):
-            fields["whatsapp_business_manager_messaging_limit"] = limit
+        if limit is not None and limit != fields.get(LIMIT):
+            fields[LIMIT] = limit
             sent: int | str = aw.tier_as_int(limit) if p["limit_as"] == "int" else limit
             value = aw.capability_update(max_daily_conversations_per_business=sent)
             # One notification per owned WABA, like /_sim/businesses/{id}/capability; whether
             # Meta fans out like this is UNCONFIRMED (facts §2.6).
             for waba_id in self.owned_waba_ids(business_id):
                 self._queue(aw.CAPABILITY_FIELD, waba_id, value)
+        caps = self._caps.setdefault(business_id, {})
+        for key in ("max_phone_numbers_per_business", "max_phone_numbers_per_waba"):
+            if key in p and caps.get(key) != p[key]:
+                caps[key] = p[key]
+                # Each cap is its own fact and its own notification (facts §2.6, M6).
+                for waba_id in self.owned_waba_ids(business_id):
+                    self._queue(aw.CAPABILITY_FIELD, waba_id, aw.capability_update(**{key: p[key]}))
+
+    def note_capability(self, business_id: str, value: dict[str, Any]) -> None:
+        """Keep the state behind a hand-made ``business_capability_update`` consistent: a
+        messaging limit it announces becomes the portfolio limit; caps are recorded."""
+        tier = aw.tier_from_value(value.get("max_daily_conversations_per_business"))
+        if tier is not None:
+            self._business_fields[business_id][LIMIT] = tier
+        caps = self._caps.setdefault(business_id, {})
+        for key in ("max_phone_numbers_per_business", "max_phone_numbers_per_waba"):
+            cap = value.get(key)
+            if isinstance(cap, int) and not isinstance(cap, bool):
+                caps[key] = cap
+
+    def capabilities(self, business_id: str) -> dict[str, int]:
+        return dict(self._caps.get(business_id, {}))
 
     def _do_block_entity(self, p: dict[str, Any]) -> None:
         entity_type: str = p["entity_type"]

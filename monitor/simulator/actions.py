@@ -63,7 +63,15 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
     "set_business": (
         frozenset({"business"}),
-        frozenset({"verification_status", "messaging_limit", "limit_as"}),
+        frozenset(
+            {
+                "verification_status",
+                "messaging_limit",
+                "limit_as",
+                "max_phone_numbers_per_business",
+                "max_phone_numbers_per_waba",
+            }
+        ),
     ),
     "block_entity": (
         frozenset({"entity_type"}),
@@ -73,6 +81,12 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
 }
 ACTION_NAMES: tuple[str, ...] = tuple(sorted(ACTIONS))
+_BUSINESS_CHANGES = (
+    "verification_status",
+    "messaging_limit",
+    "max_phone_numbers_per_business",
+    "max_phone_numbers_per_waba",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +114,8 @@ def parse_action(kind: object, raw: Mapping[str, Any], where: str) -> Action:
         params[key] = _value(key, value, f"{where}.{key}")
     if "expires_in" in params and "expiration" in params:
         raise ScenarioError(f"{where}: give expires_in or expiration, not both")
-    if kind == "set_business" and not {"verification_status", "messaging_limit"} & set(params):
-        raise ScenarioError(f"{where}: set_business needs verification_status or messaging_limit")
+    if kind == "set_business" and not set(_BUSINESS_CHANGES) & set(params):
+        raise ScenarioError(f"{where}: set_business needs one of {', '.join(_BUSINESS_CHANGES)}")
     if params.get("expiration_format", "unix") not in EXPIRATION_FORMATS:
         raise ScenarioError(f"{where}.expiration_format: one of {', '.join(EXPIRATION_FORMATS)}")
     if params.get("limit_as", "tier") not in ("tier", "int"):
@@ -134,6 +148,10 @@ def _value(key: str, value: object, where: str) -> Any:
     if key == "error_code":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ScenarioError(f"{where}: expected an integer")
+        return value
+    if key in ("max_phone_numbers_per_business", "max_phone_numbers_per_waba"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ScenarioError(f"{where}: expected an integer >= 1")
         return value
     raise ScenarioError(f"{where}: unsupported key")  # pragma: no cover - guarded above
 

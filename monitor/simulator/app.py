@@ -641,6 +641,7 @@ async def _business_capability(request: web.Request) -> web.StreamResponse:
             400, 'body: give at least one capability, e.g. {"max_phone_numbers_per_business": 20}'
         )
     _require_target(world)
+    world.note_capability(business_id, value)
     sender = request.app[WEBHOOKS_KEY]
     sent = [
         await sender.deliver(PendingWebhook("business_capability_update", waba_id, value))

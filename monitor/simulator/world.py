@@ -113,6 +113,7 @@ class World(AccountsMixin):
         self._app_health: dict[str, Any] | None = None
         self._accounts: dict[str, dict[str, Any]] = {}
         self._alerts: list[dict[str, Any]] = []
+        self._caps: dict[str, dict[str, int]] = {}
         for business in scenario.businesses:
             self._businesses[business.id] = business
             self._owned[business.id] = [w.id for w in business.wabas]
@@ -637,6 +638,7 @@ class World(AccountsMixin):
                     "fields": _copy_plain(self._business_fields[b.id]),
                     "health": _copy_plain(self._business_health[b.id]),
                     "node_read_refused": b.node_error is not None,
+                    "capabilities": self.capabilities(b.id),
                     "owned_wabas": self.owned_waba_ids(b.id),
                     "client_wabas": self.client_waba_ids(b.id),
                 }

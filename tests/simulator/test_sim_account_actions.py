@@ -635,3 +635,47 @@ async def test_demo_timeline_announces_its_cast(client_for: Factory, receiver: R
         (MAIN_WABA, "account_alerts", "PROFILE_PICTURE_LOST"),
     ]
     await asyncio.sleep(0)
+
+
+async def test_caps_are_separate_facts(client_for: Factory, receiver: Receiver) -> None:
+    world = make_world()
+    client = await targeted(client_for, world, receiver)
+    await act(
+        client,
+        "set_business",
+        business=BISTRO,
+        max_phone_numbers_per_business=20,
+        max_phone_numbers_per_waba=25,
+    )
+    assert [(e["id"], e["value"]) for e in receiver.entries()] == [
+        (BISTRO_WABA, {"max_phone_numbers_per_business": 20}),
+        (BISTRO_WABA, {"max_phone_numbers_per_waba": 25}),
+    ]
+    await act(client, "set_business", business=BISTRO, max_phone_numbers_per_waba=25)
+    assert len(receiver.got) == 2  # unchanged: nothing sent
+    caps = next(b["capabilities"] for b in world.state()["businesses"] if b["id"] == BISTRO)
+    assert caps == {"max_phone_numbers_per_business": 20, "max_phone_numbers_per_waba": 25}
+
+
+@pytest.mark.parametrize(
+    ("sent", "tier"),
+    [("TIER_10K", "TIER_10K"), (2000, "TIER_2K"), (-1, "TIER_UNLIMITED"), (1234, "TIER_250")],
+)
+async def test_capability_endpoint_keeps_the_limit_consistent(
+    client_for: Factory, receiver: Receiver, sent: Any, tier: str
+) -> None:
+    world = make_world()
+    client = await targeted(client_for, world, receiver)
+    status, _ = await call(
+        client,
+        "POST",
+        f"/_sim/businesses/{BISTRO}/capability",
+        {"max_daily_conversations_per_business": sent},
+    )
+    assert status == 200
+    (got,) = receiver.entries()
+    assert got["value"] == {"max_daily_conversations_per_business": sent}
+    _, node, _ = await get_json(
+        client, f"{V}/{BISTRO}", fields="whatsapp_business_manager_messaging_limit"
+    )
+    assert node["whatsapp_business_manager_messaging_limit"] == tier  # 1234 names no tier
