@@ -2,7 +2,8 @@
 
 Everything that changes while the simulator runs (numbers edited or removed, request
 counters, the rolling call windows behind the rate limits, armed faults, the accelerated
-clock) lives here, so tests can reach and reset all of it in one place.
+clock, the account-level state of ``accounts.AccountsMixin``) lives here, so tests can reach
+and reset all of it in one place.
 """
 
 from __future__ import annotations
