@@ -2,12 +2,17 @@
 
 It serves the WhatsApp Business Management endpoints the exporter polls, with Graph's paging,
 errors, usage headers and rate limits, plus a ``/_sim/`` control API to change the fleet,
-inject faults and move the clock. See ``scenarios/demo.yaml`` for the scenario format.
+inject faults, move the clock and run account actions (restrictions, bans, reviews, alerts,
+portfolio limits, entity health) that send Meta's signed account webhooks. See
+``scenarios/demo.yaml`` for the scenario format and the action vocabulary.
 """
 
+from .actions import ACTION_NAMES, Action, parse_action
 from .app import WORLD_KEY, build_app, start_simulator
 from .faults import FAULT_KINDS, Fault, FaultError, FaultKind
+from .generate import generate_scenario
 from .scenario import (
+    ActionEvent,
     Budget,
     BusinessSpec,
     NumberSpec,
@@ -18,16 +23,18 @@ from .scenario import (
     WabaSpec,
     builtin_scenario,
     builtin_scenario_names,
-    generate_scenario,
     load_scenario,
     scenario_from_yaml,
 )
 from .world import ENDPOINTS, UnknownObjectError, World
 
 __all__ = [
+    "ACTION_NAMES",
     "ENDPOINTS",
     "FAULT_KINDS",
     "WORLD_KEY",
+    "Action",
+    "ActionEvent",
     "Budget",
     "BusinessSpec",
     "Fault",
@@ -46,6 +53,7 @@ __all__ = [
     "builtin_scenario_names",
     "generate_scenario",
     "load_scenario",
+    "parse_action",
     "scenario_from_yaml",
     "start_simulator",
 ]

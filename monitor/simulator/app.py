@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from . import errors
+from .actions import parse_action
 from .errors import GraphError, GraphFailure
 from .faults import HTML_BODY, MALFORMED_JSON_BODY, Fault
 from .fields import (
@@ -30,9 +31,10 @@ from .fields import (
     FieldSyntaxError,
     parse_fields,
 )
+from .generate import synthetic_number
 from .paging import CursorError, decode_cursor, encode_cursor, parse_limit, window
 from .render import number_values, render
-from .scenario import synthetic_number, webhook_target
+from .scenario import ScenarioError, webhook_target
 from .webhooks import PendingWebhook, WebhookSender
 from .world import UnknownObjectError, World
 
@@ -143,6 +145,7 @@ async def _graph(
 ) -> web.StreamResponse:
     world = request.app[WORLD_KEY]
     world.count(endpoint, object_id)
+    world.tick()
     _dispatch_webhooks(request.app)
     latency = request.app[LATENCY_KEY]
     if latency > 0:
@@ -249,6 +252,9 @@ def _serve_node(
         return render(object_id, values, requested), object_id
     if kind == "business":
         _admit(world, None)
+        refusal = world.business_refusal(object_id)
+        if refusal is not None:  # only the node: the scenario's edges stay readable
+            raise GraphFailure(refusal)
         requested, _ = _requested(request, world, BUSINESS_NODE, BUSINESS_DEFAULT_FIELDS, None)
         values = world.business_values(object_id, _names(requested))
         return render(object_id, values, requested), None
@@ -572,11 +578,24 @@ def _require_target(world: World) -> None:
 
 async def _set_webhook_target(request: web.Request) -> web.StreamResponse:
     body = _object(await _read_json(request), "body")
-    extra = set(body) - {"url", "app_secret"}
+    allowed = {"url", "app_secret", "time_as_string", "legacy_quality_events"}
+    extra = set(body) - allowed
     if extra:
-        raise _ControlFailure(400, f"unknown key {sorted(extra)[0]!r}; allowed: app_secret, url")
-    target = webhook_target(body.get("url"), body.get("app_secret"), "body")
-    request.app[WORLD_KEY].set_webhook_target(target.url, target.app_secret)
+        names = ", ".join(sorted(allowed))
+        raise _ControlFailure(400, f"unknown key {sorted(extra)[0]!r}; allowed: {names}")
+    target = webhook_target(
+        body.get("url"),
+        body.get("app_secret"),
+        "body",
+        time_as_string=body.get("time_as_string", False),
+        legacy_quality_events=body.get("legacy_quality_events", True),
+    )
+    request.app[WORLD_KEY].set_webhook_target(
+        target.url,
+        target.app_secret,
+        time_as_string=target.time_as_string,
+        legacy_quality_events=target.legacy_quality_events,
+    )
     return web.json_response({"target_set": True})
 
 
@@ -618,15 +637,45 @@ async def _business_capability(request: web.Request) -> web.StreamResponse:
         raise UnknownObjectError(f"no business {business_id!r}")
     value = _object(await _read_json(request), "body")
     if not value:
-        raise _ControlFailure(400, "body: give at least one capability, e.g. "
-                                   '{"max_phone_numbers_per_business": 20}')
+        raise _ControlFailure(
+            400, 'body: give at least one capability, e.g. {"max_phone_numbers_per_business": 20}'
+        )
     _require_target(world)
+    world.note_capability(business_id, value)
     sender = request.app[WEBHOOKS_KEY]
     sent = [
         await sender.deliver(PendingWebhook("business_capability_update", waba_id, value))
         for waba_id in world.owned_waba_ids(business_id)
     ]
     return web.json_response({"business_id": business_id, "sent": sent})
+
+
+async def _run_action(request: web.Request) -> web.StreamResponse:
+    """``{"action": name, ...parameters}``: the state change now, its webhook queued."""
+    body = _object(await _read_json(request), "body")
+    kind = body.pop("action", None)
+    try:
+        action = parse_action(kind, body, "body")
+    except ScenarioError as exc:
+        raise _ControlFailure(400, str(exc)) from None
+    world = request.app[WORLD_KEY]
+    return web.json_response(world.run_action(action))
+
+
+async def _patch_business(request: web.Request) -> web.StreamResponse:
+    """``{verification_status?, messaging_limit?, limit_as?}`` → the ``set_business`` action."""
+    body = _object(await _read_json(request), "body")
+    body["business"] = request.match_info["business_id"]
+    try:
+        action = parse_action("set_business", body, "body")
+    except ScenarioError as exc:
+        raise _ControlFailure(400, str(exc)) from None
+    world = request.app[WORLD_KEY]
+    result = world.run_action(action)
+    business_id = action.params["business"]
+    wanted = frozenset(("verification_status", "whatsapp_business_manager_messaging_limit"))
+    values = world.business_values(business_id, wanted)
+    return web.json_response({**result, "business": {"id": business_id, **values}})
 
 
 async def _webhook_context(app: web.Application) -> AsyncIterator[None]:
@@ -682,6 +731,8 @@ def build_app(world: World, *, latency: float = 0.0) -> web.Application:
     routes.add_post("/_sim/webhooks/send", _control(_send_webhook))
     routes.add_get("/_sim/webhooks/sent", _control(_webhooks_sent))
     routes.add_post("/_sim/businesses/{business_id}/capability", _control(_business_capability))
+    routes.add_patch("/_sim/businesses/{business_id}", _control(_patch_business))
+    routes.add_post("/_sim/actions", _control(_run_action))
     routes.add_get(f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}", _graph_node)
     routes.add_get(
         f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}/{{edge:{'|'.join(EDGES)}}}", _graph_edge

@@ -89,6 +89,7 @@ WABA_SETTABLE_FIELDS: frozenset[str] = frozenset(
         "is_enabled_for_insights",
         "whatsapp_business_manager_messaging_limit",
         "health_status",
+        "status",
     }
 )
 WABA_KNOWN_FIELDS: frozenset[str] = WABA_SETTABLE_FIELDS | frozenset({"id", "owner_business_info"})

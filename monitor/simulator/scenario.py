@@ -7,7 +7,6 @@ scenario would otherwise silently produce a fleet the test did not mean.
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +88,8 @@ class BusinessSpec:
     wabas: tuple[WabaSpec, ...] = ()
     client_wabas: tuple[str, ...] = ()
     health: Mapping[str, Any] | None = None
+    # The Graph error a node read gets (e.g. a client portfolio read with a partner token).
+    node_error: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -115,17 +116,37 @@ class TimelineEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionEvent:
+    """At ``at`` seconds (each period, or only the first with ``once``), perform an action.
+
+    ``action`` is an ``actions.Action``; typed loosely here to keep the import one-way.
+    """
+
+    at: float
+    action: Any
+    once: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Timeline:
     events: tuple[TimelineEvent, ...] = ()
     repeat_every: float | None = None
+    actions: tuple[ActionEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
-    """Where the simulator POSTs Meta-style webhooks, and the app secret it signs them with."""
+    """Where the simulator POSTs Meta-style webhooks, and the app secret it signs them with.
+
+    ``time_as_string`` sends ``entry[].time`` quoted, as some Meta pages show it (facts §2.1);
+    ``legacy_quality_events`` keeps the retired FLAGGED/UNFLAGGED/UPGRADE/DOWNGRADE events on
+    status and quality-rating edits (see ``webhooks.number_change_webhooks``).
+    """
 
     url: str
     app_secret: str = field(repr=False)
+    time_as_string: bool = False
+    legacy_quality_events: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,13 +429,8 @@ def _parse_waba(
             fields[key] = _json_value(_mapping(value, f"{where}.{key}"), f"{where}.{key}")
         else:
             fields[key] = _string(value, f"{where}.{key}")
-    # Inherited from the owner unless the WABA overrides them.
-    for key, source in (
-        ("business_verification_status", "verification_status"),
-        ("whatsapp_business_manager_messaging_limit", "whatsapp_business_manager_messaging_limit"),
-    ):
-        if key not in fields and business.get(source) is not None:
-            fields[key] = business[source]
+    # business_verification_status and the messaging limit are read from the owner at
+    # request time (World) unless set here, so portfolio changes show on the WABA too.
     _, extra = _split_extra(mapping, where)
     fields.update(extra)
     numbers: list[NumberSpec] = []
@@ -429,7 +445,15 @@ def _parse_waba(
 
 def _parse_business(data: object, where: str, custom: set[str]) -> BusinessSpec:
     mapping = _mapping(data, where)
-    structural = {"id", "wabas", "client_wabas", "extra", "health_status", "messaging_limit"}
+    structural = {
+        "id",
+        "wabas",
+        "client_wabas",
+        "extra",
+        "health_status",
+        "messaging_limit",
+        "refuse_node_read",
+    }
     _check_keys(mapping, BUSINESS_SETTABLE_FIELDS | structural, where)
     if "id" not in mapping:
         raise ScenarioError(f"{where}: missing key 'id'")
@@ -464,9 +488,45 @@ def _parse_business(data: object, where: str, custom: set[str]) -> BusinessSpec:
         _object_id(v, f"{where}.client_wabas[{i}]")
         for i, v in enumerate(_list(mapping.get("client_wabas", []), f"{where}.client_wabas"))
     )
-    return BusinessSpec(
-        business_id, freeze(fields), wabas, clients, None if health is None else freeze(health)
+    refusal = (
+        _node_error(mapping["refuse_node_read"], f"{where}.refuse_node_read")
+        if mapping.get("refuse_node_read") not in (None, False)
+        else None
     )
+    return BusinessSpec(
+        business_id,
+        freeze(fields),
+        wabas,
+        clients,
+        None if health is None else freeze(health),
+        None if refusal is None else freeze(refusal),
+    )
+
+
+# Graph's answer to a business read without business_management (codes 200-299 are HTTP 403,
+# graph-api-facts §5); the exact message Meta uses for a client portfolio is UNCONFIRMED.
+DEFAULT_NODE_ERROR: dict[str, Any] = {
+    "status": 403,
+    "code": 200,
+    "message": "(#200) Requires business_management permission to manage the object",
+    "type": "OAuthException",
+}
+
+
+def _node_error(value: object, where: str) -> dict[str, Any]:
+    """``true`` (the default permission error) or ``{status, code, message, type, subcode}``."""
+    if value is True:
+        return dict(DEFAULT_NODE_ERROR)
+    data = _mapping(value, where)
+    _check_keys(data, ("status", "code", "message", "type", "subcode"), where)
+    out = dict(DEFAULT_NODE_ERROR)
+    for key in ("status", "code", "subcode"):
+        if key in data:
+            out[key] = _positive_int(data[key], f"{where}.{key}")
+    for key in ("message", "type"):
+        if key in data:
+            out[key] = _string(data[key], f"{where}.{key}")
+    return out
 
 
 def _parse_budget(data: object, where: str) -> Budget:
@@ -495,22 +555,34 @@ def _window(value: object, where: str) -> float:
 
 
 def _parse_timeline(data: object, where: str, custom: frozenset[str]) -> Timeline:
+    from .actions import parse_action  # actions imports this module
+
     mapping = _mapping(data, where)
     _check_keys(mapping, ("repeat_every", "events"), where)
     period: float | None = None
     if mapping.get("repeat_every") is not None:
         period = _window(mapping["repeat_every"], f"{where}.repeat_every")
     events: list[TimelineEvent] = []
+    actions: list[ActionEvent] = []
     for i, raw in enumerate(_list(mapping.get("events", []), f"{where}.events")):
         at_where = f"{where}.events[{i}]"
         event = _mapping(raw, at_where)
-        _check_keys(event, ("at", "number", "set"), at_where)
-        for key in ("at", "number", "set"):
-            if key not in event:
-                raise ScenarioError(f"{at_where}: missing key {key!r}")
+        if "at" not in event:
+            raise ScenarioError(f"{at_where}: missing key 'at'")
         at = parse_duration(event["at"], f"{at_where}.at")
         if period is not None and at >= period:
             raise ScenarioError(f"{at_where}.at: must be less than repeat_every ({period:g}s)")
+        if "action" in event:
+            params = {k: v for k, v in event.items() if k not in ("at", "action", "once")}
+            once = event.get("once", False)
+            if not isinstance(once, bool):
+                raise ScenarioError(f"{at_where}.once: expected true or false")
+            actions.append(ActionEvent(at, parse_action(event["action"], params, at_where), once))
+            continue
+        _check_keys(event, ("at", "number", "set"), at_where)
+        for key in ("number", "set"):
+            if key not in event:
+                raise ScenarioError(f"{at_where}: missing key {key!r}")
         changes = normalize_number_fields(
             event["set"], f"{at_where}.set", custom=custom, allow_none=True
         )
@@ -520,27 +592,48 @@ def _parse_timeline(data: object, where: str, custom: frozenset[str]) -> Timelin
         events.append(TimelineEvent(at, number, freeze(changes)))
     # Stable sort keeps file order for events at the same instant.
     events.sort(key=lambda e: e.at)
-    return Timeline(tuple(events), period)
+    actions.sort(key=lambda e: e.at)
+    return Timeline(tuple(events), period, tuple(actions))
 
 
-def webhook_target(url: object, app_secret: object, where: str = "webhooks") -> WebhookTarget:
-    """Validate a webhook target: an http(s) URL and a non-empty app secret."""
+def webhook_target(
+    url: object,
+    app_secret: object,
+    where: str = "webhooks",
+    *,
+    time_as_string: object = False,
+    legacy_quality_events: object = True,
+) -> WebhookTarget:
+    """Validate a webhook target: an http(s) URL, a non-empty app secret, two switches."""
     text = _string(url, f"{where}.url")
     if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
         raise ScenarioError(f"{where}.url: expected an http:// or https:// URL")
     secret = _string(app_secret, f"{where}.app_secret")
     if not secret:
         raise ScenarioError(f"{where}.app_secret: must not be empty")
-    return WebhookTarget(text, secret)
+    for key, flag in (
+        ("time_as_string", time_as_string),
+        ("legacy_quality_events", legacy_quality_events),
+    ):
+        if not isinstance(flag, bool):
+            raise ScenarioError(f"{where}.{key}: expected true or false, got {flag!r}")
+    assert isinstance(time_as_string, bool) and isinstance(legacy_quality_events, bool)
+    return WebhookTarget(text, secret, time_as_string, legacy_quality_events)
 
 
 def _parse_webhooks(data: object, where: str) -> WebhookTarget:
     mapping = _mapping(data, where)
-    _check_keys(mapping, ("url", "app_secret"), where)
+    _check_keys(mapping, ("url", "app_secret", "time_as_string", "legacy_quality_events"), where)
     for key in ("url", "app_secret"):
         if key not in mapping:
             raise ScenarioError(f"{where}: missing key {key!r}")
-    return webhook_target(mapping["url"], mapping["app_secret"], where)
+    return webhook_target(
+        mapping["url"],
+        mapping["app_secret"],
+        where,
+        time_as_string=mapping.get("time_as_string", False),
+        legacy_quality_events=mapping.get("legacy_quality_events", True),
+    )
 
 
 def parse_scenario(data: object, source: str = "scenario") -> Scenario:
@@ -592,6 +685,14 @@ def _parse_scenario(data: object) -> Scenario:
             raise ScenarioError(
                 f"timeline.events: event #{i} names unknown number {event.number!r}"
             )
+    known = number_ids | {b.id for b in businesses} | {w.id for b in businesses for w in b.wabas}
+    for i, step in enumerate(timeline.actions):
+        for key in ("waba", "business", "partner"):
+            value = step.action.params.get(key)
+            if value is not None and value not in known:
+                raise ScenarioError(
+                    f"timeline.events: {step.action.kind} step #{i} names unknown {key} {value!r}"
+                )
     description = mapping.get("description", "")
     return Scenario(
         businesses=businesses,
@@ -679,110 +780,3 @@ def builtin_scenario(name: str = "demo") -> Scenario:
         )
     resource = resources.files("monitor.simulator").joinpath("scenarios", f"{name}.yaml")
     return scenario_from_yaml(resource.read_text(encoding="utf-8"), f"builtin:{name}")
-
-
-def generate_scenario(
-    *,
-    businesses: int,
-    wabas_per_business: int,
-    numbers_per_waba: int,
-    seed: int = 0,
-    token: str = DEFAULT_TOKEN,
-) -> Scenario:
-    """A deterministic synthetic fleet for benchmarks; every number has every field.
-
-    Ids: business ``1`` + 14 digits, WABA ``2`` + 14 digits, number ``3`` + 15 digits; the
-    same arguments always produce the same scenario.
-    """
-    for name, value in (
-        ("businesses", businesses),
-        ("wabas_per_business", wabas_per_business),
-        ("numbers_per_waba", numbers_per_waba),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ScenarioError(f"{name}: expected an integer >= 0, got {value!r}")
-    if businesses >= 10**6 or wabas_per_business >= 10**6 or numbers_per_waba >= 10**6:
-        raise ScenarioError("generate_scenario: each dimension must be below 1,000,000")
-    if not token:
-        raise ScenarioError("token: must not be empty")
-    rng = random.Random(seed)
-    out: list[BusinessSpec] = []
-    serial = 0
-    for b in range(businesses):
-        verified = b % 2 == 0
-        limit = "TIER_10K" if verified else "TIER_250"
-        business_id = f"1{b + 1:014d}"
-        biz_fields = {
-            "name": f"Synthetic Business {b + 1}",
-            "verification_status": "verified" if verified else "not_verified",
-            "whatsapp_business_manager_messaging_limit": limit,
-        }
-        wabas: list[WabaSpec] = []
-        for w in range(wabas_per_business):
-            waba_index = b * wabas_per_business + w + 1
-            waba_id = f"2{waba_index:014d}"
-            numbers: list[NumberSpec] = []
-            for _ in range(numbers_per_waba):
-                serial += 1
-                numbers.append(
-                    NumberSpec(f"3{serial:015d}", freeze(_synthetic_number(rng, serial, limit)))
-                )
-            waba_fields = {
-                "name": f"Synthetic WABA {waba_index}",
-                "business_verification_status": biz_fields["verification_status"],
-                "whatsapp_business_manager_messaging_limit": limit,
-            }
-            wabas.append(WabaSpec(waba_id, freeze(waba_fields), tuple(numbers)))
-        out.append(BusinessSpec(business_id, freeze(biz_fields), tuple(wabas)))
-    return Scenario(
-        businesses=tuple(out),
-        tokens=(token,),
-        description=f"generated: {businesses}x{wabas_per_business}x{numbers_per_waba} seed={seed}",
-    )
-
-
-_SYNTH_STATUS = ("CONNECTED",) * 16 + ("FLAGGED", "RESTRICTED", "PENDING", "OFFLINE")
-_SYNTH_QUALITY = ("GREEN",) * 8 + ("YELLOW", "RED")
-_SYNTH_HEALTH = ("AVAILABLE",) * 8 + ("LIMITED", "BLOCKED")
-
-
-def synthetic_number(index: int, seed: int = 0) -> dict[str, Any]:
-    """One fully populated synthetic number (used by the ``huge_page`` fault)."""
-    return _synthetic_number(random.Random(seed * 1_000_003 + index), index, "TIER_10K")
-
-
-def _synthetic_number(rng: random.Random, serial: int, limit: str) -> dict[str, Any]:
-    quality = rng.choice(_SYNTH_QUALITY)
-    return {
-        "display_phone_number": (
-            f"+1 {555 + serial // 10**7:03d}-{(serial // 10**4) % 1000:03d}-{serial % 10**4:04d}"
-        ),
-        "verified_name": f"Synthetic Line {serial}",
-        "status": rng.choice(_SYNTH_STATUS),
-        "quality_rating": quality,
-        "quality_score": {"score": quality},
-        "name_status": rng.choice(("APPROVED",) * 9 + ("DECLINED",)),
-        "new_name_status": "NONE",
-        "new_display_name": "",
-        "throughput": {"level": rng.choice(("STANDARD", "STANDARD", "HIGH"))},
-        "code_verification_status": rng.choice(("VERIFIED", "VERIFIED", "NOT_VERIFIED", "EXPIRED")),
-        "platform_type": "CLOUD_API",
-        "account_mode": "LIVE",
-        "is_official_business_account": rng.random() < 0.1,
-        "is_on_biz_app": False,
-        "is_pin_enabled": True,
-        "is_preverified_number": False,
-        "whatsapp_business_manager_messaging_limit": limit,
-        "messaging_limit_tier": limit,
-        "health_status": {"can_send_message": rng.choice(_SYNTH_HEALTH)},
-        "last_onboarded_time": f"2024-{1 + serial % 12:02d}-{1 + serial % 28:02d}T12:00:00+0000",
-        "search_visibility": "NON_VISIBLE",
-        "eligibility_for_api_business_global_search": "NON_ELIGIBLE_UNDEFINED_COUNTRY",
-        "username": f"synthetic_{serial}",
-        "certificate": f"CERT{serial:08d}",
-        "new_certificate": "",
-        "country_code": "US",
-        "country_dial_code": "1",
-        "conversational_automation": {"enable_welcome_message": False},
-        "webhook_configuration": {"application": "https://example.invalid/webhook"},
-    }

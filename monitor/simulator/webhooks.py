@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from .account_webhooks import NAME_FIELD, QUALITY_FIELD, throughput_event
+
 if TYPE_CHECKING:
     from .world import World
 
@@ -28,11 +30,9 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 WABA_OBJECT = "whatsapp_business_account"
-QUALITY_FIELD = "phone_number_quality_update"
-NAME_FIELD = "phone_number_name_update"
-CAPABILITY_FIELD = "business_capability_update"
-# Number fields whose changes Meta announces by webhook.
-WATCHED_NUMBER_FIELDS = ("status", "quality_rating", "name_status")
+# Number fields whose changes the simulator announces by webhook (status and quality_rating
+# only in legacy mode, see ``number_change_webhooks``).
+WATCHED_NUMBER_FIELDS = ("status", "quality_rating", "name_status", "throughput")
 SEND_TIMEOUT = 10.0
 _QUALITY_RANK = {"GREEN": 0, "YELLOW": 1, "RED": 2}
 _NAME_DECISIONS = {
@@ -48,11 +48,16 @@ _NAME_DECISIONS = {
 
 @dataclass(frozen=True, slots=True)
 class PendingWebhook:
-    """One change waiting to be sent: field, the WABA it belongs to, and its ``value``."""
+    """One change waiting to be sent: field, the WABA it belongs to, and its ``value``.
+
+    ``entry_id`` is ``entry[].id`` when it is not the WABA (the partner's portfolio on
+    PARTNER_* events, facts §2.2).
+    """
 
     field: str
     waba_id: str
     value: Mapping[str, Any]
+    entry_id: str | None = None
 
 
 def signature(body: bytes, app_secret: str) -> str:
@@ -60,10 +65,13 @@ def signature(body: bytes, app_secret: str) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def envelope(waba_id: str, field: str, value: Mapping[str, Any], time: int) -> dict[str, Any]:
-    """The notification body Meta sends for one change of one WABA."""
+def envelope(
+    entry_id: str, field: str, value: Mapping[str, Any], time: int | str
+) -> dict[str, Any]:
+    """The notification body Meta sends for one change; ``time`` is an int, or a digit
+    string when a scenario asks for the quoted form some Meta pages show (facts §2.1)."""
     change = {"value": dict(value), "field": field}
-    return {"object": WABA_OBJECT, "entry": [{"id": waba_id, "time": time, "changes": [change]}]}
+    return {"object": WABA_OBJECT, "entry": [{"id": entry_id, "time": time, "changes": [change]}]}
 
 
 async def send_webhook(
@@ -85,7 +93,10 @@ def webhook_digits(display_phone_number: str) -> str:
 def quality_event(
     old_status: object, new_status: object, old_quality: object, new_quality: object
 ) -> str | None:
-    """The legacy ``phone_number_quality_update`` event that best describes a change, if any."""
+    """The legacy (pre-Oct-2025) ``phone_number_quality_update`` event for a change, if any.
+
+    Meta no longer sends these (facts §2.7); only ``legacy=True`` worlds use them.
+    """
     if old_status != new_status:
         if new_status == "FLAGGED":
             return "FLAGGED"
@@ -103,24 +114,52 @@ def name_decision(name_status: object) -> str:
     return _NAME_DECISIONS.get(str(name_status), str(name_status))
 
 
+def _level(throughput: object) -> object:
+    return throughput.get("level") if isinstance(throughput, Mapping) else throughput
+
+
 def number_change_webhooks(
-    waba_id: str, old: Mapping[str, Any], new: Mapping[str, Any]
+    waba_id: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    legacy: bool = True,
+    portfolio_limit: str | None = None,
 ) -> list[PendingWebhook]:
-    """Webhooks Meta would send when a number's watched fields go from ``old`` to ``new``."""
+    """Webhooks for a number whose watched fields go from ``old`` to ``new``.
+
+    Current model (facts §2.7): a move to HIGH throughput sends THROUGHPUT_UPGRADE with the
+    portfolio limit; a display-name decision sends ``phone_number_name_update``. With
+    ``legacy`` the retired FLAGGED/UNFLAGGED/UPGRADE/DOWNGRADE events also follow status and
+    quality-rating edits (kept because product tests still trigger webhooks that way).
+    """
     out: list[PendingWebhook] = []
     display = new.get("display_phone_number") or old.get("display_phone_number")
-    number = {"display_phone_number": webhook_digits(display)} if isinstance(display, str) else {}
-    event = quality_event(
-        old.get("status"), new.get("status"), old.get("quality_rating"), new.get("quality_rating")
-    )
-    if event is not None:
-        value: dict[str, Any] = {**number, "event": event}
-        limit = new.get("whatsapp_business_manager_messaging_limit") or new.get(
-            "messaging_limit_tier"
+    digits = webhook_digits(display) if isinstance(display, str) else None
+    number = {"display_phone_number": digits} if digits is not None else {}
+    if legacy:
+        event = quality_event(
+            old.get("status"),
+            new.get("status"),
+            old.get("quality_rating"),
+            new.get("quality_rating"),
         )
-        if isinstance(limit, str):
-            value["current_limit"] = limit
-        out.append(PendingWebhook(QUALITY_FIELD, waba_id, value))
+        if event is not None:
+            value: dict[str, Any] = {**number, "event": event}
+            limit = new.get("whatsapp_business_manager_messaging_limit") or new.get(
+                "messaging_limit_tier"
+            )
+            if isinstance(limit, str):
+                value["current_limit"] = limit
+            out.append(PendingWebhook(QUALITY_FIELD, waba_id, value))
+    if _level(new.get("throughput")) == "HIGH" and _level(old.get("throughput")) != "HIGH":
+        upgrade = throughput_event(
+            digits or "",
+            "THROUGHPUT_UPGRADE",
+            portfolio_limit=portfolio_limit,
+            current_limit=portfolio_limit,
+        )
+        out.append(PendingWebhook(QUALITY_FIELD, waba_id, upgrade))
     name_status = new.get("name_status")
     if name_status is not None and name_status != old.get("name_status"):
         decision = name_decision(name_status)
@@ -137,6 +176,21 @@ def number_change_webhooks(
             )
         )
     return out
+
+
+def onboarding_webhook(
+    waba_id: str, display: object, portfolio_limit: str | None
+) -> PendingWebhook:
+    """ONBOARDING for a newly added number, shaped like Meta's dashboard test payload (§2.7)."""
+    digits = webhook_digits(display) if isinstance(display, str) else ""
+    value = throughput_event(
+        digits,
+        "ONBOARDING",
+        portfolio_limit=portfolio_limit,
+        current_limit=portfolio_limit,
+        old_limit="TIER_NOT_SET",
+    )
+    return PendingWebhook(QUALITY_FIELD, waba_id, value)
 
 
 class WebhookSender:
@@ -194,7 +248,9 @@ class WebhookSender:
         if target is None:
             error = "no webhook target set"
         else:
-            payload = envelope(item.waba_id, item.field, item.value, int(self._world.clock()))
+            now = int(self._world.clock())
+            time: int | str = str(now) if self._world.webhook_time_as_string else now
+            payload = envelope(item.entry_id or item.waba_id, item.field, item.value, time)
             try:
                 status = await send_webhook(self._client(), target.url, target.app_secret, payload)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:

@@ -2,11 +2,13 @@
 
 Everything that changes while the simulator runs (numbers edited or removed, request
 counters, the rolling call windows behind the rate limits, armed faults, the accelerated
-clock) lives here, so tests can reach and reset all of it in one place.
+clock, the account-level state of ``accounts.AccountsMixin``) lives here, so tests can reach
+and reset all of it in one place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -15,6 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from . import errors
+from .accounts import AccountsMixin, UnknownTargetError
+from .actions import Action
 from .errors import GraphError
 from .faults import Fault
 from .fields import (
@@ -27,6 +31,7 @@ from .fields import (
 )
 from .render import health_entity, health_status, number_values
 from .scenario import (
+    ActionEvent,
     BusinessSpec,
     Scenario,
     ScenarioError,
@@ -37,7 +42,12 @@ from .scenario import (
     thaw,
     webhook_target,
 )
-from .webhooks import WATCHED_NUMBER_FIELDS, PendingWebhook, number_change_webhooks
+from .webhooks import (
+    WATCHED_NUMBER_FIELDS,
+    PendingWebhook,
+    number_change_webhooks,
+    onboarding_webhook,
+)
 
 NodeKind = Literal["phone_number", "waba", "business"]
 ENDPOINTS: tuple[str, ...] = (
@@ -68,7 +78,10 @@ class UnknownObjectError(LookupError):
     """The World has no object with that id (the control API answers 404)."""
 
 
-class World:
+LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
+
+
+class World(AccountsMixin):
     """Mutable simulated state. Not thread-safe: use it from one event loop."""
 
     def __init__(self, scenario: Scenario, *, time_source: Callable[[], float] = time.time) -> None:
@@ -94,9 +107,22 @@ class World:
                 self._numbers[number.id] = thaw(number.fields)
                 self._number_waba[number.id] = waba.id
                 self._waba_numbers[waba.id].append(number.id)
+        self._waba_fields = {w.id: thaw(w.fields) for w in self._wabas.values()}
+        self._business_fields: dict[str, dict[str, Any]] = {}
+        self._business_health: dict[str, dict[str, Any] | None] = {}
+        self._clients: dict[str, list[str]] = {}
+        self._app_health: dict[str, Any] | None = None
+        self._accounts: dict[str, dict[str, Any]] = {}
+        self._alerts: list[dict[str, Any]] = []
+        self._caps: dict[str, dict[str, int]] = {}
         for business in scenario.businesses:
             self._businesses[business.id] = business
             self._owned[business.id] = [w.id for w in business.wabas]
+            self._business_fields[business.id] = thaw(business.fields)
+            self._business_health[business.id] = thaw(business.health)
+            self._clients[business.id] = list(business.client_wabas)
+        self._actions: tuple[ActionEvent, ...] = scenario.timeline.actions
+        self._action_cursor = (0, 0)  # (period index, action index) of the next step to run
         self._custom_number_fields = (
             frozenset(key for fields in self._numbers.values() for key in fields)
             - NUMBER_KNOWN_FIELDS
@@ -120,7 +146,13 @@ class World:
         self._outbox: list[PendingWebhook] = []
         self._webhooks_sent: deque[dict[str, Any]] = deque(maxlen=MAX_WEBHOOK_RECORDS)
         if scenario.webhooks is not None:
-            self.set_webhook_target(scenario.webhooks.url, scenario.webhooks.app_secret)
+            target = scenario.webhooks
+            self.set_webhook_target(
+                target.url,
+                target.app_secret,
+                time_as_string=target.time_as_string,
+                legacy_quality_events=target.legacy_quality_events,
+            )
 
     # ------------------------------------------------------------------ clock
 
@@ -218,7 +250,7 @@ class World:
         return [w for w in self._owned[business_id] if w in self._wabas]
 
     def client_waba_ids(self, business_id: str) -> list[str]:
-        return [w for w in self._businesses[business_id].client_wabas if w in self._wabas]
+        return [w for w in self._clients[business_id] if w in self._wabas]
 
     def number_view(self, number_id: str) -> dict[str, Any]:
         """A number's fields as of now: base values, then timeline events up to the phase."""
@@ -241,33 +273,98 @@ class World:
 
     def context_entities(self, waba_id: str) -> list[dict[str, Any]]:
         """WABA, BUSINESS and APP health entities, as they follow a number's own entity."""
-        owner = self._businesses[self._waba_owner[waba_id]]
+        owner = self._waba_owner[waba_id]
         return [
-            health_entity("WABA", waba_id, self._wabas[waba_id].fields.get("health_status")),
-            health_entity("BUSINESS", owner.id, owner.health),
-            health_entity("APP", self._scenario.app_id, None),
+            health_entity("WABA", waba_id, self._waba_fields[waba_id].get("health_status")),
+            health_entity("BUSINESS", owner, self._business_health[owner]),
+            health_entity("APP", self._scenario.app_id, self._app_health),
         ]
 
     def number_values(self, number_id: str, wanted: frozenset[str]) -> dict[str, Any]:
         view = self.number_view(number_id)
-        context = (
-            self.context_entities(self._number_waba[number_id]) if "health_status" in wanted else []
-        )
+        waba_id = self._number_waba[number_id]
+        if LIMIT_FIELD in wanted and LIMIT_FIELD not in view:
+            # The portfolio's limit, shared by all its numbers (facts §1.2); a scenario may
+            # still set a per-number value, which then wins.
+            limit = self.business_limit(self._waba_owner[waba_id])
+            if limit is not None:
+                view[LIMIT_FIELD] = limit
+        context = self.context_entities(waba_id) if "health_status" in wanted else []
         return number_values(view, number_id, wanted=wanted, context_entities=context)
 
     def waba_values(self, waba_id: str, wanted: frozenset[str]) -> dict[str, Any]:
-        spec = self._wabas[waba_id]
-        values = {k: thaw(v) for k, v in spec.fields.items() if k in wanted}
-        owner = self._businesses[self._waba_owner[waba_id]]
+        self.tick()
+        fields = self._waba_fields[waba_id]
+        values = {k: _copy_plain(v) for k, v in fields.items() if k in wanted}
+        owner_id = self._waba_owner[waba_id]
+        owner = self._business_fields[owner_id]
+        for key, source in (
+            ("business_verification_status", "verification_status"),
+            (LIMIT_FIELD, LIMIT_FIELD),
+        ):
+            if key in wanted and key not in fields and owner.get(source) is not None:
+                values[key] = owner[source]
         if "owner_business_info" in wanted:
-            values["owner_business_info"] = {"id": owner.id, "name": owner.name}
+            values["owner_business_info"] = {"id": owner_id, "name": owner.get("name")}
         if "health_status" in wanted:
             values["health_status"] = health_status(self.context_entities(waba_id))
         return values
 
     def business_values(self, business_id: str, wanted: frozenset[str]) -> dict[str, Any]:
-        spec = self._businesses[business_id]
-        return {k: thaw(v) for k, v in spec.fields.items() if k in wanted}
+        self.tick()
+        fields = self._business_fields[business_id]
+        return {k: _copy_plain(v) for k, v in fields.items() if k in wanted}
+
+    def business_refusal(self, business_id: str) -> GraphError | None:
+        """The error a read of this business node gets, if the scenario says it is refused."""
+        spec = self._businesses[business_id].node_error
+        if spec is None:
+            return None
+        subcode = spec.get("subcode")
+        return GraphError(
+            int(spec["status"]),
+            int(spec["code"]),
+            str(spec["message"]),
+            type=str(spec["type"]),
+            subcode=None if subcode is None else int(subcode),
+        )
+
+    # ------------------------------------------------------------------ timeline actions
+
+    def tick(self) -> None:
+        """Run the timeline's account actions that are due (each period, or once)."""
+        if not self._actions:
+            return
+        elapsed = max(0.0, self.elapsed())
+        period = self._scenario.timeline.repeat_every
+        cycle = int(elapsed // period) if period else 0
+        phase = elapsed - cycle * period if period else elapsed
+        at_cycle, index = self._action_cursor
+        if at_cycle < cycle - 1:  # a long jump: only the last full period is replayed
+            at_cycle, index = cycle - 1, 0
+        while (at_cycle, index) <= (cycle, len(self._actions)):
+            if index >= len(self._actions):
+                at_cycle, index = at_cycle + 1, 0
+                continue
+            step = self._actions[index]
+            if at_cycle == cycle and step.at > phase:
+                break
+            index += 1
+            self._action_cursor = (at_cycle, index)
+            if step.once and at_cycle > 0:
+                continue
+            # e.g. the WABA was deleted meanwhile: a timeline step never fails a request.
+            with contextlib.suppress(UnknownTargetError, ValueError):
+                self.apply_action(step.action)
+        self._action_cursor = (at_cycle, index)
+
+    def run_action(self, action: Action) -> dict[str, Any]:
+        """``POST /_sim/actions``: perform ``action`` now (unknown ids: UnknownObjectError)."""
+        self.tick()
+        try:
+            return self.apply_action(action)
+        except UnknownTargetError as exc:
+            raise UnknownObjectError(str(exc)) from None
 
     def is_active(self, waba_id: str) -> bool:
         """A WABA with a registered number (platform_type present, not NOT_APPLICABLE)."""
@@ -393,8 +490,12 @@ class World:
         self._number_waba[number_id] = waba_id
         self._waba_numbers[waba_id].append(number_id)
         self._former.pop(number_id, None)
-        if self._webhook_target is not None and number_id in self._events:
-            self._webhook_seen[number_id] = _watched(self.number_view(number_id))
+        if self._webhook_target is not None:
+            limit = self.business_limit(self._waba_owner[waba_id])
+            display = base.get("display_phone_number")
+            self._outbox.append(onboarding_webhook(waba_id, display, limit))
+            if number_id in self._events:
+                self._webhook_seen[number_id] = _watched(self.number_view(number_id))
 
     def remove_number(self, number_id: str) -> None:
         if number_id not in self._numbers:
@@ -422,9 +523,22 @@ class World:
     def webhook_target(self) -> WebhookTarget | None:
         return self._webhook_target
 
-    def set_webhook_target(self, url: str, app_secret: str) -> None:
+    def set_webhook_target(
+        self,
+        url: str,
+        app_secret: str,
+        *,
+        time_as_string: bool = False,
+        legacy_quality_events: bool = True,
+    ) -> None:
         """Send webhooks to ``url`` from now on; changes before this moment are not announced."""
-        self._webhook_target = webhook_target(url, app_secret)
+        self.tick()  # timeline steps already due are not announced either
+        self._webhook_target = webhook_target(
+            url,
+            app_secret,
+            time_as_string=time_as_string,
+            legacy_quality_events=legacy_quality_events,
+        )
         self._outbox.clear()
         self._webhook_seen = {
             n: _watched(self.number_view(n)) for n in self._events if n in self._numbers
@@ -435,16 +549,31 @@ class World:
         self._outbox.clear()
         self._webhook_seen.clear()
 
+    @property
+    def webhook_time_as_string(self) -> bool:
+        target = self._webhook_target
+        return target is not None and target.time_as_string
+
     def _note_number(self, number_id: str, old: Mapping[str, Any]) -> None:
         """Queue the webhooks for a number whose watched fields were ``old`` a moment ago."""
         view = self.number_view(number_id)
         waba_id = self._number_waba[number_id]
-        self._outbox.extend(number_change_webhooks(waba_id, old, view))
+        target = self._webhook_target
+        self._outbox.extend(
+            number_change_webhooks(
+                waba_id,
+                old,
+                view,
+                legacy=target is None or target.legacy_quality_events,
+                portfolio_limit=self.business_limit(self._waba_owner[waba_id]),
+            )
+        )
         if number_id in self._webhook_seen:
             self._webhook_seen[number_id] = _watched(view)
 
     def collect_webhooks(self) -> list[PendingWebhook]:
         """Webhooks due since the last call, including timeline steps reached meanwhile."""
+        self.tick()
         if self._webhook_target is None:
             return []
         for number_id, seen in list(self._webhook_seen.items()):
@@ -474,15 +603,17 @@ class World:
 
     def state(self) -> dict[str, Any]:
         """JSON-serialisable snapshot of everything, for ``GET /_sim/state`` and debugging."""
+        self.tick()
         wabas = []
-        for waba_id, spec in self._wabas.items():
+        for waba_id in self._wabas:
             calls = self._waba_calls.get(waba_id, deque())
             self._prune(calls, self.clock())
             wabas.append(
                 {
                     "id": waba_id,
                     "owner_business_id": self._waba_owner[waba_id],
-                    "fields": thaw(spec.fields),
+                    "fields": _copy_plain(self._waba_fields[waba_id]),
+                    "account": self.account(waba_id),
                     "active": self.is_active(waba_id),
                     "allowance_per_window": self.allowance(waba_id),
                     "calls_in_window": len(calls),
@@ -506,14 +637,18 @@ class World:
             "businesses": [
                 {
                     "id": b.id,
-                    "fields": thaw(b.fields),
-                    "health": thaw(b.health),
+                    "fields": _copy_plain(self._business_fields[b.id]),
+                    "health": _copy_plain(self._business_health[b.id]),
+                    "node_read_refused": b.node_error is not None,
+                    "capabilities": self.capabilities(b.id),
                     "owned_wabas": self.owned_waba_ids(b.id),
                     "client_wabas": self.client_waba_ids(b.id),
                 }
                 for b in self._businesses.values()
             ],
             "wabas": wabas,
+            "app_health": _copy_plain(self._app_health),
+            "alerts": self.alerts(),
             "faults": [{**f.to_json(), "remaining": n} for f, n in self._faults],
             "stats": self.stats(),
             "webhooks": {

@@ -22,7 +22,6 @@ BISTRO_WABA = "200000000000003"
 ACME = "100000000000001"
 HELIX = "100000000000003"
 OFFLINE = "300000000000006"
-FLAPPING = "300000000000005"
 SPARSE = "300000000000007"
 CAFE = "300000000000002"
 FIELDS = ",".join(model.PHONE_NUMBER_FIELDS)
@@ -213,7 +212,7 @@ async def test_bad_field_fails_whole_request(demo: Client, fields: str) -> None:
 
 
 async def test_bad_field_names_right_node_type(demo: Client) -> None:
-    _, body, _ = await get_json(demo, f"{V}/{MAIN_WABA}", fields="id,status")
+    _, body, _ = await get_json(demo, f"{V}/{MAIN_WABA}", fields="id,quality_rating")
     assert body["error"]["message"].endswith("on node type (WhatsAppBusinessAccount)")
     _, body, _ = await get_json(demo, f"{V}/{ACME}/owned_whatsapp_business_accounts", fields="x")
     assert body["error"]["message"].endswith("on node type (WhatsAppBusinessAccount)")
@@ -378,6 +377,10 @@ async def test_owned_and_client_edges(demo: Client) -> None:
     assert owned["data"] == [
         {"id": MAIN_WABA, "name": "Acme Retail - Main"},
         {"id": FLEET_WABA, "name": "Acme Retail - Fleet"},
+        {"id": "200000000000005", "name": "Acme Retail - Promotions"},
+        {"id": "200000000000006", "name": "Acme Retail - Outlet"},
+        {"id": "200000000000007", "name": "Acme Retail - Pilot"},
+        {"id": "200000000000008", "name": "Acme Retail - Payments"},
     ]
     _, client, _ = await get_json(
         demo,
@@ -511,27 +514,37 @@ async def test_app_budget_code_4(client_for: Any) -> None:
 # --------------------------------------------------------------------------- timeline
 
 
+FLAPPING_YAML = """
+businesses: [{id: "1", wabas: [{id: "2", numbers: [{id: "3", status: CONNECTED}]}]}]
+timeline:
+  repeat_every: 90s
+  events:
+    - {at: 30s, number: "3", set: {status: RESTRICTED}}
+    - {at: 60s, number: "3", set: {status: CONNECTED}}
+"""
+
+
 @pytest.mark.parametrize(
     ("at", "expected"),
     [
         (0, "CONNECTED"),
         (29.9, "CONNECTED"),
-        (30, "FLAGGED"),
-        (59, "FLAGGED"),
+        (30, "RESTRICTED"),
+        (59, "RESTRICTED"),
         (60, "CONNECTED"),
         (89, "CONNECTED"),
-        (90 + 31, "FLAGGED"),
+        (90 + 31, "RESTRICTED"),
         (900 + 65, "CONNECTED"),
     ],
 )
-async def test_flapping_number_timeline(
-    demo: Client, demo_world: World, at: float, expected: str
-) -> None:
-    demo_world.advance(at)
-    _, body, _ = await get_json(demo, f"{V}/{FLAPPING}", fields="status")
+async def test_flapping_number_timeline(client_for: Any, at: float, expected: str) -> None:
+    world = make_world(FLAPPING_YAML)
+    client = await client_for(world)
+    world.advance(at)
+    _, body, _ = await get_json(client, f"{V}/3", fields="status")
     assert body["status"] == expected
-    _, listed, _ = await get_json(demo, f"{V}/{MAIN_WABA}/phone_numbers", fields="status")
-    assert {d["id"]: d["status"] for d in listed["data"]}[FLAPPING] == expected
+    _, listed, _ = await get_json(client, f"{V}/2/phone_numbers", fields="status")
+    assert {d["id"]: d["status"] for d in listed["data"]}["3"] == expected
 
 
 async def test_timeline_without_repeat_and_removal(client_for: Any) -> None:

@@ -125,16 +125,19 @@ def test_demo_covers_the_interesting_values(demo: Scenario) -> None:
         assert re.fullmatch(r"\+1 555-[0-9]{3}-[0-9]{4}", f["display_phone_number"])
 
 
-def test_demo_flapping_number_timeline(demo: Scenario) -> None:
+def test_demo_timeline_uses_the_current_model(demo: Scenario) -> None:
+    """No retired Flagged model: no number is FLAGGED, the timeline runs account actions."""
     timeline = demo.timeline
     assert timeline.repeat_every == 90.0
-    flapping = {e.number for e in timeline.events}
-    assert len(flapping) == 1
-    (number_id,) = flapping
-    assert demo.number(number_id).fields["status"] == "CONNECTED"
-    assert [(e.at, dict(e.set)) for e in timeline.events] == [
-        (30.0, {"status": "FLAGGED"}),
-        (60.0, {"status": "CONNECTED"}),
+    assert timeline.events == ()
+    assert all(n.fields.get("status") != "FLAGGED" for _, n in demo.numbers())
+    assert [(e.at, e.action.kind, e.once) for e in timeline.actions] == [
+        (5.0, "restrict_waba", True),
+        (8.0, "record_violation", True),
+        (10.0, "ban_waba", True),
+        (15.0, "review_waba", True),
+        (30.0, "account_alert", False),
+        (45.0, "account_alert", False),
     ]
 
 

@@ -41,7 +41,6 @@ V = "/v23.0"
 ACME = "100000000000001"
 MAIN_WABA = "200000000000001"
 FLEET_WABA = "200000000000002"
-EXPRESS = "300000000000005"  # flaps CONNECTED -> FLAGGED (30s) -> CONNECTED (60s)
 
 
 @dataclass
@@ -277,38 +276,66 @@ async def test_nothing_is_sent_without_a_target(
     assert receiver.got == []
 
 
+UPGRADING = """
+businesses:
+  - id: "11"
+    messaging_limit: TIER_UNLIMITED
+    wabas: [{id: "21", numbers: [{id: "31", display_phone_number: "+1 555-000-0001",
+                                  status: CONNECTED, throughput: STANDARD}]}]
+timeline:
+  repeat_every: 90s
+  events:
+    - {at: 30s, number: "31", set: {throughput: HIGH}}
+    - {at: 60s, number: "31", set: {status: RESTRICTED}}
+"""
+
+
 async def test_timeline_step_noticed_by_a_graph_request(
-    client_for: Callable[..., Awaitable[Client]], demo_world: World, receiver: Receiver
+    client_for: Callable[..., Awaitable[Client]], receiver: Receiver
 ) -> None:
-    client = await targeted(client_for, demo_world, receiver)
-    demo_world.advance(30)
-    status, node, _ = await get_json(client, f"{V}/{EXPRESS}", fields="status")
-    assert (status, node["status"]) == (200, "FLAGGED")
+    world = make_world(UPGRADING)
+    client = await targeted(client_for, world, receiver)
+    world.advance(30)
+    status, node, _ = await get_json(client, f"{V}/31", fields="throughput")
+    assert (status, node["throughput"]) == (200, {"level": "HIGH"})
     (got,) = await receiver.wait()
+    assert got.change["field"] == "phone_number_quality_update"
     assert got.change["value"] == {
-        "display_phone_number": "15550100005",
-        "event": "FLAGGED",
-        "current_limit": "TIER_10K",
+        "display_phone_number": "15550000001",
+        "event": "THROUGHPUT_UPGRADE",
+        "current_limit": "TIER_UNLIMITED",
+        "max_daily_conversations_per_business": "TIER_UNLIMITED",
     }
-    # Advancing through the control API is noticed too (control calls dispatch as well).
+    # Advancing through the control API is noticed too (control calls dispatch as well);
+    # a status change sends the legacy event only because legacy events are on by default.
     await control(client, "POST", "/_sim/clock/advance", {"seconds": 30})
     await receiver.wait(2)
-    assert receiver.got[1].change["value"]["event"] == "UNFLAGGED"
+    assert receiver.got[1].change["value"]["event"] == "DOWNGRADE"
     # No further change, no further webhook.
-    await get_json(client, f"{V}/{EXPRESS}")
+    await get_json(client, f"{V}/31")
     await drain(client)
     assert len(receiver.got) == 2
 
 
 async def test_patch_folds_in_an_unannounced_timeline_step(
-    client_for: Callable[..., Awaitable[Client]], demo_world: World, receiver: Receiver
+    client_for: Callable[..., Awaitable[Client]], receiver: Receiver
 ) -> None:
-    client = await targeted(client_for, demo_world, receiver)
-    demo_world.advance(30)  # EXPRESS is FLAGGED by the timeline, nobody has looked yet
-    await control(client, "PATCH", f"/_sim/numbers/{EXPRESS}", {"quality_rating": "RED"})
+    world = make_world(UPGRADING)
+    client = await client_for(world)
+    await control(
+        client,
+        "POST",
+        "/_sim/webhooks/target",
+        {"url": receiver.url, "app_secret": SECRET, "legacy_quality_events": False},
+    )
+    world.advance(30)  # the upgrade step is due, nobody has looked yet
+    await control(client, "PATCH", "/_sim/numbers/31", {"quality_rating": "RED"})
     await drain(client)
-    assert [r.change["value"]["event"] for r in receiver.got] == ["FLAGGED"]
-    await get_json(client, f"{V}/{EXPRESS}")
+    # Without legacy events a quality drop sends nothing; the folded-in upgrade is sent once.
+    assert [r.change["value"]["event"] for r in receiver.got] == ["THROUGHPUT_UPGRADE"]
+    await get_json(client, f"{V}/31")
+    world.advance(30)  # the status step: nothing in the current model
+    await get_json(client, f"{V}/31")
     await drain(client)
     assert len(receiver.got) == 1
 
@@ -320,7 +347,7 @@ async def test_graph_request_does_not_wait_for_a_slow_receiver(
     client = await targeted(client_for, demo_world, receiver)
     demo_world.advance(30)
     started = time.monotonic()
-    status, _, _ = await get_json(client, f"{V}/{EXPRESS}")
+    status, _, _ = await get_json(client, f"{V}/300000000000005")  # due account steps
     assert status == 200
     assert time.monotonic() - started < 1.0
     await receiver.wait()  # it did arrive, in the background
@@ -428,11 +455,10 @@ async def test_capability_endpoint_notifies_every_owned_waba(
         {"max_phone_numbers_per_business": 20},
     )
     assert status == 200
-    assert [(s["waba_id"], s["status"]) for s in body["sent"]] == [
-        (MAIN_WABA, 200),
-        (FLEET_WABA, 200),
-    ]
-    assert [r.change["waba_id"] for r in receiver.got] == [MAIN_WABA, FLEET_WABA]
+    owned = demo_world.owned_waba_ids(ACME)
+    assert owned[:2] == [MAIN_WABA, FLEET_WABA] and len(owned) == 6
+    assert [(s["waba_id"], s["status"]) for s in body["sent"]] == [(w, 200) for w in owned]
+    assert [r.change["waba_id"] for r in receiver.got] == owned
     for got in receiver.got:
         assert verify_signature(got.body, got.headers["X-Hub-Signature-256"], SECRET)
         assert got.change["field"] == "business_capability_update"
