@@ -9,7 +9,6 @@ Alertmanager itself on a free local port.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import socket
@@ -24,6 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.e2e.procs import http_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
@@ -367,8 +368,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _running_alertmanager(binary: str, config: Path) -> Iterator[str]:
-    """Alertmanager on a free local port with the config; yields its base URL once
+def _running_alertmanager(binary: str, config: Path) -> Iterator[int]:
+    """Alertmanager on a free local port with the config; yields the port once
     /-/ready answers, stops it afterwards."""
     with tempfile.TemporaryDirectory(prefix="waba-monitor-am-") as tmp:
         port = _free_port()
@@ -386,12 +387,12 @@ def _running_alertmanager(binary: str, config: Path) -> Iterator[str]:
                 stderr=subprocess.STDOUT,
             )
             try:
-                url = f"http://127.0.0.1:{port}"
                 deadline = time.monotonic() + 30
                 ready = False
                 while time.monotonic() < deadline and proc.poll() is None:
                     try:
-                        with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                        url = f"http://127.0.0.1:{port}/-/ready"
+                        with urllib.request.urlopen(url, timeout=1) as response:
                             if response.status == 200:
                                 ready = True
                                 break
@@ -403,7 +404,7 @@ def _running_alertmanager(binary: str, config: Path) -> Iterator[str]:
                         f"(exit code {proc.poll()}):\n{log_path.read_text(encoding='utf-8')}",
                         pytrace=False,
                     )
-                yield url
+                yield port
             finally:
                 if proc.poll() is None:
                     proc.terminate()
@@ -577,18 +578,15 @@ INHIBITION_CASES: list[tuple[dict[str, str], bool]] = [
 def test_alertmanager_inhibitions_in_a_running_alertmanager() -> None:
     """Post the alerts above to a real Alertmanager running the shipped config and ask it
     which ones it mutes (Alertmanager's own inhibition code, not a reading of the YAML)."""
-    with _running_alertmanager(_alertmanager_binary(), ALERTMANAGER_CONFIG) as url:
-        body = json.dumps([{"labels": labels} for labels, _ in INHIBITION_CASES]).encode()
-        request = urllib.request.Request(
-            f"{url}/api/v2/alerts", data=body, method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200
+    with _running_alertmanager(_alertmanager_binary(), ALERTMANAGER_CONFIG) as port:
+        api = f"http://127.0.0.1:{port}/api/v2/alerts"
+        alerts = [{"labels": labels} for labels, _ in INHIBITION_CASES]
+        status, answer = http_json("POST", api, alerts)
+        assert status == 200, answer
 
         def states() -> dict[tuple[tuple[str, str], ...], bool]:
-            with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as response:
-                alerts = json.load(response)
+            status, alerts = http_json("GET", api)
+            assert status == 200, alerts
             return {
                 tuple(sorted(a["labels"].items())): bool(a["status"]["inhibitedBy"])
                 for a in alerts
