@@ -604,7 +604,7 @@ def test_alertmanager_inhibitions_in_a_running_alertmanager() -> None:
         assert not wrong, f"unexpected inhibition state: {wrong}"
 
 
-def test_every_disabled_waba_inhibition_target_is_a_shipped_alert() -> None:
+def test_inhibit_rules_name_shipped_alerts() -> None:
     names = {rule["alert"] for rule in _alert_rules()}
     for rule in _load_yaml(ALERTMANAGER_CONFIG)["inhibit_rules"]:
         for matcher in rule["source_matchers"] + rule["target_matchers"]:
