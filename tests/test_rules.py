@@ -8,6 +8,7 @@ Alertmanager itself on a free local port.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -22,6 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.e2e.procs import http_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
@@ -52,7 +55,26 @@ REQUIRED_ALERTS: dict[str, set[str]] = {
     "WhatsAppMonitorShardingMismatch": {"critical"},
     "WhatsAppMonitorShardsMissing": {"critical"},
     "WhatsAppMonitorRateLimitNearlyExhausted": {"warning"},
+    "WhatsAppAccountRestricted": {"critical"},
+    "WhatsAppAccountScheduledForDisable": {"critical"},
+    "WhatsAppAccountDisabled": {"critical"},
+    "WhatsAppAccountReviewNotApproved": {"warning"},
+    "WhatsAppAccountViolation": {"warning"},
+    "WhatsAppAccountAlert": {"critical", "warning", "info"},
 }
+
+# Since 7 Oct 2025 the messaging limit belongs to the business portfolio; the per-number
+# families are deprecated (not in the default include list) and no rule may use them.
+DEPRECATED_METRICS = (
+    "whatsapp_phone_number_messaging_limit_tier",
+    "whatsapp_phone_number_messaging_limit_per_day",
+)
+# Portfolio-level alerts have no waba_id label; their description lists the portfolio's WABAs
+# and names from whatsapp_waba_info instead.
+PORTFOLIO_ALERT_METRICS = (
+    "whatsapp_business_messaging_limit_per_day",
+    "whatsapp_account_alert_timestamp_seconds",
+)
 
 PROMTOOL_MISSING = (
     "promtool is not on PATH. These tests need it and do not skip: install Prometheus' "
@@ -203,6 +225,57 @@ def test_phone_number_alert_names_the_number(rule: dict[str, Any]) -> None:
         assert f"$labels.{label}" in description, f"{rule['alert']}: description lacks {label}"
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [r for r in _alert_rules() if "whatsapp_waba_" in r["expr"]],
+    ids=_alert_rule_id,
+)
+def test_waba_alert_names_the_waba(rule: dict[str, Any]) -> None:
+    """WABA alerts join the WABA info metric and name business, WABA and WABA name."""
+    expr = " ".join(rule["expr"].split())
+    assert re.search(
+        r"\* on \(job, instance, business_id, waba_id\) group_left \(name\) whatsapp_waba_info$",
+        expr,
+    ), f"{rule['alert']}: expr does not end with the whatsapp_waba_info join"
+    for key in ("summary", "description"):
+        text = rule["annotations"][key]
+        for label in ("waba_id", "name"):
+            assert f"$labels.{label}" in text, f"{rule['alert']}: {key} lacks {label}"
+    assert "$labels.business_id" in rule["annotations"]["description"], rule["alert"]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [r for r in _alert_rules() if any(m in r["expr"] for m in PORTFOLIO_ALERT_METRICS)],
+    ids=_alert_rule_id,
+)
+def test_portfolio_alert_lists_its_wabas(rule: dict[str, Any]) -> None:
+    description = rule["annotations"]["description"]
+    assert "$labels.business_id" in description, rule["alert"]
+    assert re.search(r"whatsapp_waba_info\{business_id=%q\}", description), (
+        f"{rule['alert']}: description does not list the portfolio's WABAs"
+    )
+    assert ".Labels.name" in description, f"{rule['alert']}: no WABA names"
+
+
+def test_no_rule_uses_the_deprecated_per_number_messaging_limit() -> None:
+    for path, group, rule in _rules():
+        texts = [rule["expr"], *rule.get("annotations", {}).values()]
+        for metric in DEPRECATED_METRICS:
+            assert not any(metric in t for t in texts), (
+                f"{path.name}/{group}/{rule.get('alert') or rule.get('record')} uses {metric}"
+            )
+
+
+def test_no_alert_text_describes_the_pre_october_2025_model() -> None:
+    """No Flagged state and no quality-driven limit downgrade since 7 Oct 2025."""
+    for rule in _alert_rules():
+        text = " ".join(rule["annotations"].values())
+        for phrase in ("may be FLAGGED", "lose messaging limit", "limit is lowered",
+                       "business-initiated conversations"):
+            assert phrase not in text, f"{rule['alert']}: {phrase!r}"
+
+
 def test_job_selector_is_in_one_place() -> None:
     """Only the whatsapp_monitor:up recording rule selects on `job`, and it matches the
     job_name of the example scrape config."""
@@ -294,8 +367,10 @@ def _free_port() -> int:
         return port
 
 
-def _check_by_starting_alertmanager(binary: str, config: Path) -> None:
-    """Start Alertmanager on a free local port with the config, wait for /-/ready, stop it."""
+@contextlib.contextmanager
+def _running_alertmanager(binary: str, config: Path) -> Iterator[int]:
+    """Alertmanager on a free local port with the config; yields the port once
+    /-/ready answers, stops it afterwards."""
     with tempfile.TemporaryDirectory(prefix="waba-monitor-am-") as tmp:
         port = _free_port()
         log_path = Path(tmp) / "alertmanager.log"
@@ -311,9 +386,9 @@ def _check_by_starting_alertmanager(binary: str, config: Path) -> None:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            ready = False
             try:
                 deadline = time.monotonic() + 30
+                ready = False
                 while time.monotonic() < deadline and proc.poll() is None:
                     try:
                         url = f"http://127.0.0.1:{port}/-/ready"
@@ -323,6 +398,13 @@ def _check_by_starting_alertmanager(binary: str, config: Path) -> None:
                                 break
                     except (urllib.error.URLError, OSError):
                         time.sleep(0.2)
+                if not ready:
+                    pytest.fail(
+                        f"Alertmanager did not become ready with {config} "
+                        f"(exit code {proc.poll()}):\n{log_path.read_text(encoding='utf-8')}",
+                        pytrace=False,
+                    )
+                yield port
             finally:
                 if proc.poll() is None:
                     proc.terminate()
@@ -331,12 +413,23 @@ def _check_by_starting_alertmanager(binary: str, config: Path) -> None:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait(timeout=10)
-        if not ready:
-            pytest.fail(
-                f"Alertmanager did not become ready with {config} "
-                f"(exit code {proc.returncode}):\n{log_path.read_text(encoding='utf-8')}",
-                pytrace=False,
-            )
+
+
+def _alertmanager_binary() -> str:
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.fail(
+            "prometheus-alertmanager/alertmanager is not on PATH; install Alertmanager "
+            "(Debian/Ubuntu: `apt-get install prometheus-alertmanager`)",
+            pytrace=False,
+        )
+    return binary
+
+
+def _check_by_starting_alertmanager(binary: str, config: Path) -> None:
+    """Start Alertmanager on a free local port with the config, wait for /-/ready, stop it."""
+    with _running_alertmanager(binary, config):
+        pass
 
 
 def test_alertmanager_config_is_valid() -> None:
@@ -423,6 +516,104 @@ def test_alertmanager_inhibit_rules() -> None:
         {'alertname="WhatsAppCannotSendMessages"', 'can_send_message="LIMITED"'},
         {"phone_number_id"},
     )
+    disabled = next(
+        r for r in rules if r["source_matchers"] == ['alertname="WhatsAppAccountDisabled"']
+    )
+    assert set(disabled["equal"]) == {"business_id", "waba_id"}
+    target = re.fullmatch(r'alertname=~"(.*)"', disabled["target_matchers"][0])
+    assert target is not None
+    for name in (
+        "WhatsAppPhoneNumberNotConnected",
+        "WhatsAppCannotSendMessages",
+        "WhatsAppAccountScheduledForDisable",
+    ):
+        assert re.fullmatch(target.group(1), name), name
+    assert not re.fullmatch(target.group(1), "WhatsAppAccountDisabled")
+
+
+# Alerts as Prometheus would send them (only the labels inhibition looks at), and whether the
+# shipped inhibit_rules must mute each one while all of them fire.
+_B, _B2, _W, _W2 = "506914307656634", "506914307656640", "102290129340398", "102290129340399"
+INHIBITION_CASES: list[tuple[dict[str, str], bool]] = [
+    # WABA W of business B is disabled: its numbers' NotConnected / CannotSend and its
+    # ScheduledForDisable are muted, nothing else is.
+    ({"alertname": "WhatsAppAccountDisabled", "severity": "critical", "business_id": _B,
+      "waba_id": _W, "state": "DISABLE"}, False),
+    ({"alertname": "WhatsAppPhoneNumberNotConnected", "severity": "critical",
+      "business_id": _B, "waba_id": _W, "phone_number_id": "1"}, True),
+    ({"alertname": "WhatsAppCannotSendMessages", "severity": "critical", "business_id": _B,
+      "waba_id": _W, "phone_number_id": "1", "can_send_message": "BLOCKED"}, True),
+    ({"alertname": "WhatsAppAccountScheduledForDisable", "severity": "critical",
+      "business_id": _B, "waba_id": _W, "state": "SCHEDULE_FOR_DISABLE"}, True),
+    ({"alertname": "WhatsAppAccountRestricted", "severity": "critical", "business_id": _B,
+      "waba_id": _W, "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING"}, False),
+    ({"alertname": "WhatsAppQualityRatingLow", "severity": "critical", "business_id": _B,
+      "waba_id": _W, "phone_number_id": "1", "rating": "RED"}, False),
+    # Another WABA of the same business, and the same WABA id under another business.
+    ({"alertname": "WhatsAppPhoneNumberNotConnected", "severity": "critical",
+      "business_id": _B, "waba_id": _W2, "phone_number_id": "2"}, False),
+    ({"alertname": "WhatsAppCannotSendMessages", "severity": "critical", "business_id": _B2,
+      "waba_id": _W, "phone_number_id": "3", "can_send_message": "BLOCKED"}, False),
+    # A CRITICAL account alert mutes a WARNING one of the same type and entity only.
+    ({"alertname": "WhatsAppAccountAlert", "severity": "critical", "business_id": _B,
+      "entity_type": "BUSINESS", "entity_id": _B,
+      "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_FAILED",
+      "alert_severity": "CRITICAL"}, False),
+    ({"alertname": "WhatsAppAccountAlert", "severity": "warning", "business_id": _B,
+      "entity_type": "BUSINESS", "entity_id": _B,
+      "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_FAILED",
+      "alert_severity": "WARNING"}, True),
+    ({"alertname": "WhatsAppAccountAlert", "severity": "warning", "business_id": _B,
+      "entity_type": "BUSINESS", "entity_id": _B,
+      "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED",
+      "alert_severity": "WARNING"}, False),
+    # The older inhibitions still work.
+    ({"alertname": "WhatsAppRegistrationCapReached", "severity": "critical",
+      "business_id": _B2}, False),
+    ({"alertname": "WhatsAppRegistrationCapApproaching", "severity": "warning",
+      "business_id": _B2}, True),
+]
+
+
+def test_alertmanager_inhibitions_in_a_running_alertmanager() -> None:
+    """Post the alerts above to a real Alertmanager running the shipped config and ask it
+    which ones it mutes (Alertmanager's own inhibition code, not a reading of the YAML)."""
+    with _running_alertmanager(_alertmanager_binary(), ALERTMANAGER_CONFIG) as port:
+        api = f"http://127.0.0.1:{port}/api/v2/alerts"
+        alerts = [{"labels": labels} for labels, _ in INHIBITION_CASES]
+        status, answer = http_json("POST", api, alerts)
+        assert status == 200, answer
+
+        def states() -> dict[tuple[tuple[str, str], ...], bool]:
+            status, alerts = http_json("GET", api)
+            assert status == 200, alerts
+            return {
+                tuple(sorted(a["labels"].items())): bool(a["status"]["inhibitedBy"])
+                for a in alerts
+            }
+
+        expected = {tuple(sorted(labels.items())): muted for labels, muted in INHIBITION_CASES}
+        # The inhibitor learns the source alerts asynchronously: wait for the expected state.
+        deadline = time.monotonic() + 15
+        got = states()
+        while got != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            got = states()
+        wrong = [(dict(k), "muted" if got.get(k) else "not muted") for k in expected
+                 if got.get(k) != expected[k]]
+        assert not wrong, f"unexpected inhibition state: {wrong}"
+
+
+def test_inhibit_rules_name_shipped_alerts() -> None:
+    names = {rule["alert"] for rule in _alert_rules()}
+    for rule in _load_yaml(ALERTMANAGER_CONFIG)["inhibit_rules"]:
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            m = re.fullmatch(r'alertname(=~|=)"(.*)"', matcher)
+            if m and m.group(1) == "=":
+                assert m.group(2) in names, matcher
+            elif m and "|" in m.group(2):
+                for alt in m.group(2).split("|"):
+                    assert alt in names, f"{matcher}: {alt} is not an alert"
 
 
 def test_alertmanager_webhook_url_is_in_one_place() -> None:
