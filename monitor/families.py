@@ -221,8 +221,12 @@ def health_errors(account: WabaAccount) -> tuple[HealthError, ...]:
 
 
 def _waba_info(account: WabaAccount) -> Iterator[Sample]:
+    """Present for every watched WABA, so alerts can join it for a name; what the node did
+    not say (or before it was read) is left out of the labels."""
     node = account.node
-    if node is not None:
+    if node is None:
+        yield (None, None, None), 1
+    else:
         yield (node.name, node.ownership_type, node.timezone_id), 1
 
 
@@ -335,8 +339,8 @@ FAMILIES: tuple[Family[Any], ...] = (
            "CRITICAL, WARNING or INFORMATIONAL." + _WEBHOOK_FACT, ALERT,
            ("entity_type", "entity_id", "alert_type", "alert_severity"), _alert),
     Family("whatsapp_waba_info", "gauge",
-           "Always 1; descriptive facts about a WABA from its node (read at the discovery "
-           "cadence), to join on waba_id.", WABA_ACCOUNT,
+           "Always 1, for every watched WABA; descriptive facts from its node (read at the "
+           "discovery cadence; left out until known), to join on waba_id.", WABA_ACCOUNT,
            ("name", "ownership_type", "timezone_id"), _waba_info),
     Family("whatsapp_waba_account_review_status", "gauge",
            _stateset_help("Account review status of the WABA (node, or an "

@@ -273,9 +273,6 @@ class Store:
         (its node, its webhook facts, its numbers' health errors, or a restriction expired)."""
         node = self._waba_nodes.get(state.waba_id)
         facts = self._waba_facts.get(state.waba_id)
-        if node is None and facts is None and not any(n.health_errors for n in state.numbers):
-            self._account_parts.pop(state.waba_id, None)
-            return {}
         now = self._clock()
         account = WabaAccount(state, node, facts, now)
         key = (state.business_id, node, facts, health_errors(account),

@@ -191,12 +191,14 @@ def test_store_renders_portfolio_waba_and_alert_families() -> None:
     assert list(later) == [k(**waba, restriction_type="RESTRICTED_CUSTOMER_INITIATED_MESSAGING")]
 
 
-def test_a_waba_with_nothing_known_has_no_account_series() -> None:
+def test_a_waba_with_nothing_known_has_only_its_info_series() -> None:
     store = Store()
     store.put_business(BusinessState("101"))
     store.put_waba(WabaState("101", "201", numbers=(PhoneNumber(id="301"),), up=True))
     text = store.body().text.decode()
-    for name in ("whatsapp_waba_info", "whatsapp_waba_ban_state", "whatsapp_health_status_error",
+    # Only the info series, without the labels the node has not told yet (alerts join it).
+    assert samples(text, "whatsapp_waba_info") == {k(business_id="101", waba_id="201"): 1.0}
+    for name in ("whatsapp_waba_ban_state", "whatsapp_health_status_error",
                  "whatsapp_business_messaging_limit_per_day",
                  "whatsapp_business_verification_status", "whatsapp_waba_violations_total"):
         assert name not in text  # absent, never a made-up 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from pathlib import Path
@@ -76,6 +77,32 @@ def test_stateset_fast_path_matches_the_declaration(family: Family[NumberInWaba]
         assert fast.count("\n") == expected
 
 
+APP_SECRET = "every-family-app-secret"
+
+
+async def _send_account_webhooks(session: aiohttp.ClientSession, sim: str, daemon: str) -> None:
+    """Have the simulator sign and send what only webhooks tell (it also runs the demo
+    timeline, but this does not wait for it)."""
+    async def post(path: str, body: dict[str, object]) -> None:
+        async with session.post(f"{sim}{path}", json=body) as resp:
+            assert resp.status < 300, await resp.text()
+
+    await post("/_sim/webhooks/target", {"url": f"{daemon}/webhooks/whatsapp",
+                                          "app_secret": APP_SECRET})
+    for action in (
+        {"action": "restrict_waba", "waba": "200000000000005", "expires_in": "168h"},
+        {"action": "record_violation", "waba": "200000000000006", "violation_type": "SCAM"},
+        {"action": "ban_waba", "waba": "200000000000006", "state": "SCHEDULE_FOR_DISABLE",
+         "date": "April 17, 2030"},
+        {"action": "account_alert", "entity_type": "BUSINESS", "entity_id": "100000000000002",
+         "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED",
+         "alert_severity": "WARNING"},
+        {"action": "set_business", "business": "100000000000002",
+         "max_phone_numbers_per_waba": 25},
+    ):
+        await post("/_sim/actions", action)
+
+
 def sample_families(registry_metrics: list) -> set[str]:
     """Sample names a prometheus_client registry may expose, from its collected families."""
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum",
@@ -85,20 +112,30 @@ def sample_families(registry_metrics: list) -> set[str]:
 
 
 async def test_demo_scenario_serves_every_declared_family_and_nothing_else() -> None:
-    """The demo fleet polled by the real daemon shows every family families.py declares, and
-    every other series comes from the self-metrics registry (webhook metrics included)."""
+    """The demo fleet polled by the real daemon, and the simulator's signed account webhooks
+    received by it, show every family families.py declares (deprecated ones included when
+    asked for), and every other series comes from the self-metrics registry."""
     from monitor.config import load_settings
 
     runner, sim_url = await start_simulator(World(builtin_scenario("demo")))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(demo_config(Path(tmp), sim_url), environ={})
-            async with Runtime(settings, access_token=DEMO_TOKEN, port=0) as runtime:
+            config = demo_config(Path(tmp), sim_url)
+            with config.open("a") as extra:
+                extra.write("metrics:\n  include: ['*']\n")
+            settings = load_settings(config, environ={})
+            async with Runtime(settings, access_token=DEMO_TOKEN, app_secret=APP_SECRET,
+                               port=0) as runtime, aiohttp.ClientSession() as session:
                 await wait_ready(runtime.url)
-                async with aiohttp.ClientSession() as session, \
-                        session.get(f"{runtime.url}/metrics") as resp:
-                    assert resp.status == 200
-                    text = await resp.text()
+                await _send_account_webhooks(session, sim_url, runtime.url)
+                text = ""
+                for _ in range(100):  # webhooks are applied as they arrive
+                    async with session.get(f"{runtime.url}/metrics") as resp:
+                        assert resp.status == 200
+                        text = await resp.text()
+                    if all(f"{name}{{" in text or f"{name} " in text for name in FAMILY_NAMES):
+                        break
+                    await asyncio.sleep(0.1)
                 registry = list(runtime.metrics.registry.collect())
     finally:
         await runner.cleanup()

@@ -14,6 +14,7 @@ After an intended change of the output, regenerate the files and review their di
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -25,6 +26,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import exposition
+from monitor.accounts import (
+    WabaFacts,
+    apply_account_update,
+    apply_review,
+    parse_account_alert,
+    parse_waba_node,
+)
 from monitor.exposition import ExpositionOptions, sample_writer
 from monitor.families import FAMILIES
 from monitor.graph.usage import parse_buc_usage
@@ -45,8 +53,9 @@ def numbers(waba_id: str) -> tuple:
 def fleet(options: ExpositionOptions) -> Store:
     usage = parse_buc_usage((FIXTURES / "business_use_case_usage.json").read_text())
     own = {u.object_id: tuple(e for e in usage if e.object_id == u.object_id) for u in usage}
-    store = Store(options)
-    store.put_business(BusinessState(ACME, configured_cap=5, verified=True))
+    store = Store(options, clock=lambda: NOW)
+    store.put_business(BusinessState(ACME, configured_cap=5, verified=True,
+                                     verification_status="verified"))
     store.put_business(BusinessState(BISTRO))  # TIER_2K among its numbers: cap inferred (20)
     main = numbers("200000000000101")
     store.put_waba(WabaState(
@@ -68,6 +77,23 @@ def fleet(options: ExpositionOptions) -> Store:
         status_changed_at={n.id: NOW - 3600 for n in bistro}, allowance_per_hour=200,
         interval=0.1))
     store.put_other_usage(usage)  # the business's own readings; the WABAs' are theirs
+    node = json.loads((FIXTURES / "waba_200000000000101.json").read_text())
+    store.put_waba_node("200000000000101", parse_waba_node(node, at=NOW - 120))
+    business = store.business(ACME)
+    assert business is not None
+    store.put_business(dataclasses.replace(business, messaging_limit="TIER_10K",
+                                           messaging_limit_source="business"))
+    facts = WabaFacts(phone_numbers_cap=25)
+    for change in json.loads((FIXTURES / "account_webhooks_200000000000102.json").read_text()):
+        if change["field"] == "account_update":
+            facts = apply_account_update(facts, change["value"], change["at"])
+        elif change["field"] == "account_review_update":
+            facts = apply_review(facts, change["value"], change["at"]) or facts
+        else:
+            alert = parse_account_alert(ACME, change["value"], change["at"])
+            assert alert is not None
+            store.put_account_alert(alert)
+    store.put_waba_facts("200000000000102", facts)
     return store
 
 
@@ -124,6 +150,9 @@ def test_golden_fleet_covers_the_interesting_cases() -> None:
                  'source="inferred"} 1',
                  'whatsapp_monitor_waba_up{business_id="100000000000001",'
                  'waba_id="200000000000102"} 0',
+                 'name="Acme \\"Main\\" \\\\ EU"',
+                 'restriction_type="RESTRICTED_ADD_PHONE_NUMBER_ACTION"} +Inf\n',
+                 'entity_type="WABA",entity_id="200000000000101",error_code="141006"} 1\n',
                  "} +Inf\n"):
         assert line in text, line
 
