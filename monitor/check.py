@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from monitor.accounts import review_status
 from monitor.model import PhoneNumber
 from monitor.store import Store
 
@@ -47,13 +50,58 @@ def number_findings(business_id: str, waba_id: str, n: PhoneNumber) -> list[Find
     return [Finding(level, business_id, waba_id, n.id, text) for level, text in found]
 
 
+DAY = 86_400.0
+
+
+def waba_findings(store: Store, business_id: str, waba_id: str, now: float) -> list[Finding]:
+    """Account-level problems of a WABA, by the rules of the shipped account alerts: disabled,
+    scheduled for disabling, restricted or unable to send is critical; review not approved,
+    limited sending or a recent warning from Meta is a warning."""
+    node, facts = store.waba_node(waba_id), store.waba_facts(waba_id)
+    found: list[tuple[Level, str]] = []
+    if facts is not None and facts.ban_state == "DISABLE":
+        found.append((Level.CRITICAL, "WABA disabled by Meta"))
+    elif facts is not None and facts.ban_state == "SCHEDULE_FOR_DISABLE":
+        when = f" on {facts.ban_date_text}" if facts.ban_date_text else ""
+        found.append((Level.CRITICAL, f"WABA scheduled for disabling{when}"))
+    for restriction in facts.active_restrictions(now) if facts else ():
+        until = ("no end given" if restriction.expires_at is None else
+                 "until " + datetime.fromtimestamp(restriction.expires_at, UTC).strftime(
+                     "%Y-%m-%d %H:%M UTC"))
+        found.append((Level.CRITICAL, f"restricted: {restriction.restriction_type} ({until})"))
+    review = review_status(node, facts)
+    if review is not None and review != "APPROVED":
+        found.append((Level.WARNING, f"account review {review}"))
+    if node is not None and node.can_send_message in ("BLOCKED", "LIMITED"):
+        errors = ", ".join(f"{e.entity_type} {e.entity_id} error {e.error_code}"
+                           for e in node.health_errors) or "no error given"
+        level = Level.CRITICAL if node.can_send_message == "BLOCKED" else Level.WARNING
+        found.append((level, f"WABA can send messages: {node.can_send_message} ({errors})"))
+    return [Finding(level, business_id, waba_id, None, text) for level, text in found]
+
+
+def alert_findings(store: Store, business_id: str, now: float) -> list[Finding]:
+    """Meta's account alerts of the last 24 h (as WhatsAppAccountAlert): CRITICAL ones are
+    critical, informational ones are left out, any other a warning."""
+    out: list[Finding] = []
+    for alert in store.account_alerts(business_id):
+        if now - alert.at > DAY or alert.alert_severity == "INFORMATIONAL":
+            continue
+        level = Level.CRITICAL if alert.alert_severity == "CRITICAL" else Level.WARNING
+        out.append(Finding(level, business_id, None, None,
+                           f"account alert {alert.alert_type} ({alert.entity_type} "
+                           f"{alert.entity_id})"))
+    return out
+
+
 def approaching(registered: int, cap: int) -> bool:
     """Same threshold as WhatsAppRegistrationCapApproaching: within 20% (at least 1) of cap."""
     margin = max(1, -(-cap * 2 // 10))
     return registered >= cap - margin
 
 
-def evaluate(store: Store) -> list[Finding]:
+def evaluate(store: Store, now: float | None = None) -> list[Finding]:
+    at = time.time() if now is None else now
     findings: list[Finding] = []
     for summary in store.summaries():
         business_id, registered, cap = summary.business_id, summary.registered, summary.cap
@@ -63,10 +111,12 @@ def evaluate(store: Store) -> list[Finding]:
         elif approaching(registered, cap):
             findings.append(Finding(Level.WARNING, business_id, None, None,
                                     f"registration cap approaching ({registered}/{cap})"))
+        findings.extend(alert_findings(store, business_id, at))
         for waba in store.business_wabas(business_id):
             if not waba.up:
                 findings.append(Finding(Level.WARNING, business_id, waba.waba_id, None,
                                         f"poll failed ({waba.last_error or 'not polled'})"))
+            findings.extend(waba_findings(store, business_id, waba.waba_id, at))
             for number in waba.numbers:
                 findings.extend(number_findings(business_id, waba.waba_id, number))
     return findings

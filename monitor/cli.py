@@ -26,7 +26,8 @@ from monitor.families import FAMILY_NAMES
 from monitor.logs import configure_logging, register_secret
 from monitor.runtime import Loader, Runtime, file_loader, wait_for_signal
 from monitor.selfmetrics import create_self_metrics
-from monitor.state import StateError
+from monitor.state import FILE_NAME as STATE_FILE
+from monitor.state import StateDB, StateError
 from monitor.store import Store
 
 EXIT_CONFIG = 2
@@ -106,6 +107,7 @@ async def _check(settings: Settings, token: str, app_secret: str | None, fmt: st
                               app_secret=app_secret)
         monitor = Monitor(settings, client, store, metrics)
         await monitor.run_once()
+    _webhook_facts(store, settings.state.directory)
     findings = evaluate(store)
     level = exit_level(store, findings)
     if fmt == "json":
@@ -114,6 +116,21 @@ async def _check(settings: Settings, token: str, app_secret: str | None, fmt: st
         sys.stdout.write(render_table(store, findings))
         sys.stdout.write(f"{level.name}\n")
     return int(level)
+
+
+def _webhook_facts(store: Store, directory: Path | None) -> None:
+    """What only webhooks told (bans, restrictions, reviews, account alerts) comes from the
+    running daemon's state file when there is one here; ``check`` never creates one."""
+    if directory is None or not (directory / STATE_FILE).is_file():
+        return
+    db = StateDB(directory)
+    try:
+        for waba_id, (_, facts) in db.waba_facts().items():
+            store.put_waba_facts(waba_id, facts)
+        for alert in db.account_alerts():
+            store.put_account_alert(alert)
+    finally:
+        db.close()
 
 
 async def _simulator(scenario_path: Path | None, host: str, port: int, latency: float) -> None:

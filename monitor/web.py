@@ -19,7 +19,7 @@ from prometheus_client import exposition as text_exposition
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from monitor import __version__
-from monitor.check import number_findings
+from monitor.check import Level, alert_findings, number_findings, waba_findings
 from monitor.model import Transition, WabaState
 from monitor.store import Store
 
@@ -120,10 +120,14 @@ def _ago(timestamp: float | None, now: float) -> str:
 FULL_PAGE_NUMBERS = 2_000  # above this, the page lists only numbers with a problem
 
 
-def _waba_rows(waba: WabaState, now: float, *, problems_only: bool = False) -> list[str]:
+def _waba_rows(waba: WabaState, now: float, *, problems_only: bool = False,
+               name: str | None = None) -> list[str]:
     up = "up" if waba.up else ("down" if waba.polled else "pending")
+    named = f" {_cell(name)}" if name else ""
+    listed = (f" (listed under business {_cell(waba.via)})"
+              if waba.via and waba.via != waba.business_id else "")
     rows = [
-        f'<tr class="waba"><td colspan="9"><b>WABA {_cell(waba.waba_id)}</b> — '
+        f'<tr class="waba"><td colspan="9"><b>WABA {_cell(waba.waba_id)}{named}</b>{listed} — '
         f'<span class="{up}">{up}</span>, {len(waba.numbers)} numbers, last success '
         f"{_ago(waba.last_success, now)}"
         + (f", last error: {_cell(waba.last_error)}" if not waba.up and waba.polled else "")
@@ -168,15 +172,28 @@ def landing_page(store: Store, now: Callable[[], float] = time.time) -> str:
         parts.append(
             f"<h2>Business {_cell(summary.business_id)}</h2><p>{summary.registered} of "
             f"{summary.cap} registered numbers used (cap from {_cell(summary.cap_source)}); "
-            f"{summary.wabas} WABAs.</p>"
+            f"{summary.wabas} WABAs. Shared messaging limit: "
+            f"{_cell(summary.messaging_limit or 'unknown')}"
+            + (f" (from {_cell(summary.messaging_limit_source)})"
+               if summary.messaging_limit_source else "")
+            + f"; verification: {_cell(summary.verification_status or 'unknown')}.</p>"
         )
+        account = alert_findings(store, summary.business_id, at) + [
+            f for w in wabas for f in waba_findings(store, w.business_id, w.waba_id, at)]
+        if account:
+            parts.append("<ul class='account'>" + "".join(
+                f"<li class='{'bad' if f.level is Level.CRITICAL else 'pending'}'>"
+                f"{_cell(f.level.name)}: " + (f"WABA {_cell(f.waba_id)}: " if f.waba_id else "")
+                + f"{_cell(f.problem)}</li>" for f in account) + "</ul>")
         parts.append(
             "<table><tr><th>ID</th><th>Number</th><th>Verified name</th><th>Status</th>"
             "<th>Quality</th><th>Name status</th><th>Throughput</th><th>Messaging limit</th>"
             "<th>Can send</th></tr>"
         )
         for waba in wabas:
-            parts.extend(_waba_rows(waba, at, problems_only=problems_only))
+            node = store.waba_node(waba.waba_id)
+            parts.extend(_waba_rows(waba, at, problems_only=problems_only,
+                                    name=node.name if node else None))
         parts.append("</table>")
     if not store.businesses():
         parts.append("<p>No business configured.</p>")

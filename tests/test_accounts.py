@@ -226,3 +226,57 @@ def test_deprecated_per_number_limit_is_served_only_when_included(tmp_path: Path
                                         "whatsapp_business_*"]}}), environ={}))
     assert asked.families is not None
     assert "whatsapp_phone_number_messaging_limit_per_day" in asked.families
+
+
+def test_check_is_critical_for_a_disabled_or_restricted_waba() -> None:
+    from monitor.check import Level, evaluate
+
+    now = [1_000.0]
+    store = fleet_store(now)
+    store.put_business(BusinessState("101", configured_cap=100))
+
+    def problems() -> dict[str, Level]:
+        return {f.problem: f.level for f in evaluate(store, now=now[0])
+                if f.phone_number_id is None}
+
+    assert not any("WABA" in p or "restricted" in p for p in problems())
+    restricted = apply_account_update(WabaFacts(), {"event": "ACCOUNT_RESTRICTION",
+                                                    "restriction_info": [{
+                                                        "restriction_type": "RESTRICTED_X",
+                                                        "expiration": 2_000}]}, 900.0)
+    store.put_waba_facts("201", restricted)
+    found = problems()
+    assert found["restricted: RESTRICTED_X (until 1970-01-01 00:33 UTC)"] is Level.CRITICAL
+    now[0] = 2_001.0
+    assert not any(p.startswith("restricted") for p in problems())  # it ended
+    store.put_waba_facts("201", apply_account_update(restricted, {
+        "event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE"}}, 2_000.0))
+    assert problems()["WABA disabled by Meta"] is Level.CRITICAL
+    store.put_waba_node("201", parse_waba_node({"account_review_status": "REJECTED"}, 2_001.0))
+    assert problems()["account review REJECTED"] is Level.WARNING
+    store.put_account_alert(AccountAlert("101", "BUSINESS", "101", "OBA_REJECTED", "CRITICAL",
+                                         "ACTIVE", 1_990.0))
+    assert problems()["account alert OBA_REJECTED (BUSINESS 101)"] is Level.CRITICAL
+    now[0] = 1_990.0 + 86_401
+    assert not any(p.startswith("account alert") for p in problems())  # a day later
+
+
+def test_status_page_shows_portfolio_and_waba_health() -> None:
+    from monitor.web import landing_page
+
+    now = [1_000.0]
+    store = fleet_store(now)
+    state = store.waba("201")
+    assert state is not None
+    store.put_waba(WabaState(**{**{f: getattr(state, f) for f in state.__slots__},
+                                "via": "555"}))  # listed under a Solution Provider
+    store.put_waba_node("201", parse_waba_node({"name": "<b>Acme</b>"}, 900.0))
+    store.put_waba_facts("201", apply_account_update(WabaFacts(), {
+        "event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                                 "waba_ban_date": "May 2, 2030"}}, 950.0))
+    page = landing_page(store, now=lambda: now[0])
+    assert "Shared messaging limit: TIER_2K (from business)" in page
+    assert "verification: pending_need_more_info" in page
+    assert "WABA scheduled for disabling on May 2, 2030" in page
+    assert "&lt;b&gt;Acme&lt;/b&gt;" in page and "<b>Acme</b>" not in page
+    assert "listed under business 555" in page
