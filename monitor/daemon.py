@@ -21,7 +21,15 @@ from monitor.fleet import Fleet, Target, Watch
 from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
-from monitor.model import BusinessState, LearnedCap, PhoneNumber, Transition, WabaState, transitions
+from monitor.model import (
+    BusinessState,
+    LearnedCap,
+    PhoneNumber,
+    Transition,
+    WabaState,
+    phone_number_fields,
+    transitions,
+)
 from monitor.poller import (
     FieldPolicy,
     FillMemory,
@@ -96,7 +104,8 @@ class Monitor:
         self.store = store
         self.metrics = metrics
         self.clock = clock
-        self.fields = FieldPolicy(metrics)
+        self.fields = FieldPolicy(metrics, wanted=phone_number_fields(
+            settings.graph.api_version))
         self.waba_fields = FieldPolicy(metrics, wanted=WABA_NODE_FIELDS)
         self.business_fields = FieldPolicy(metrics, wanted=business_node_fields(
             settings.graph.api_version))

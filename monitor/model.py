@@ -83,6 +83,16 @@ PHONE_NUMBER_FIELDS: tuple[str, ...] = (
 )
 
 
+def phone_number_fields(api_version: str) -> tuple[str, ...]:
+    """The list fields for an API version: from v24.0 the portfolio limit is read from
+    ``whatsapp_business_manager_messaging_limit`` alone; the deprecated per-number
+    ``messaging_limit_tier`` (legacy values below v24) is never mixed in."""
+    digits = api_version.lstrip("vV").split(".", 1)[0]
+    major = int(digits) if digits.isdigit() else 0
+    drop = "messaging_limit_tier" if major >= 24 else "whatsapp_business_manager_messaging_limit"
+    return tuple(f for f in PHONE_NUMBER_FIELDS if f != drop)
+
+
 class PayloadError(ValueError):
     """A Graph response that does not have the shape the API documents."""
 

@@ -284,3 +284,13 @@ async def test_a_large_page_is_read_whole_without_retry(
     assert len(numbers) == 5000  # a multi-megabyte body arrives in many chunks
     assert sim.world.request_count("phone_numbers") == 1
     assert sleep.delays == []
+
+
+def test_v24_never_mixes_the_deprecated_per_number_limit_in() -> None:
+    from monitor.model import phone_number_fields
+
+    assert "messaging_limit_tier" not in phone_number_fields("v24.0")
+    assert "whatsapp_business_manager_messaging_limit" in phone_number_fields("v25.0")
+    legacy = phone_number_fields("v23.0")
+    assert "messaging_limit_tier" in legacy
+    assert "whatsapp_business_manager_messaging_limit" not in legacy
