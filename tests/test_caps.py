@@ -43,7 +43,9 @@ def test_store_keeps_one_summary_per_business_up_to_date() -> None:
     store.put_waba(WabaState("1", "5", up=False, polled=True))
     summary = store.summary("1")
     assert summary == BusinessSummary("1", registered=1, numbers=2, cap=20,
-                                      cap_source="inferred", wabas=2, wabas_up=1)
+                                      cap_source="inferred", wabas=2, wabas_up=1,
+                                      messaging_limit="TIER_2K",
+                                      messaging_limit_source="numbers")
     # The cap and count agree with resolve_cap, which stays the rule.
     business = store.business("1")
     assert business is not None
