@@ -36,6 +36,7 @@ from monitor.poller import (
     discover_wabas,
     fetch_waba,
     read_business_node,
+    read_subscribed_apps,
     read_waba_node,
 )
 from monitor.selfmetrics import SelfMetrics
@@ -252,14 +253,36 @@ class Monitor:
                 business, messaging_limit=node.messaging_limit,
                 messaging_limit_source="waba", messaging_limit_at=node.read_at))
 
+    async def read_subscription(self, target: Target) -> bool | None:
+        """Whether our app (``graph.app_id``) is subscribed to the WABA's webhooks; None when
+        no app id is configured or the edge could not be read (the reason is counted)."""
+        app_id = self.settings.graph.app_id
+        if app_id is None:
+            return None
+        try:
+            apps = await read_subscribed_apps(self.client, target.waba_id)
+        except GraphError as err:
+            self.metrics.unreadable.labels(read="subscribed_apps",
+                                           reason=err.code_label).inc()
+            log.info("subscribed_apps_unreadable", business_id=target.business_id,
+                     waba_id=target.waba_id, kind=err.kind.value, code=err.code)
+            return None
+        if app_id not in apps:
+            log.warning("app_not_subscribed", business_id=target.business_id,
+                        waba_id=target.waba_id, app_id=app_id, other_apps=len(apps))
+        return app_id in apps
+
     async def refresh_wabas(self, targets: Iterable[Target]) -> None:
-        """Read many WABA nodes (bounded by the client's concurrency), then store them."""
+        """Read many WABA nodes and subscriptions (bounded by the client's concurrency),
+        then store them."""
         targets = list(targets)
         nodes = await asyncio.gather(*(self.read_waba(t) for t in targets))
+        subscribed = await asyncio.gather(*(self.read_subscription(t) for t in targets))
         self.sync(reason="attributed to its owner")
-        for target, node in zip(targets, nodes, strict=True):
+        for target, node, sub in zip(targets, nodes, subscribed, strict=True):
             if node is not None:
                 self.put_waba_node(target.waba_id, node)
+            self.store.put_subscription(target.waba_id, sub)
 
     # --- polling -------------------------------------------------------------------------
     async def poll_waba(self, target: Target) -> WabaState | None:

@@ -84,6 +84,8 @@ class WabaAccount(NamedTuple):
     node: WabaNode | None
     facts: WabaFacts | None
     now: float
+    subscribed: bool | None = None  # our app in the WABA's subscribed_apps
+    identity_checks: Mapping[str, bool] = {}  # phone_number_id -> identity change check on
 
 
 WABA_ACCOUNT: Subject[WabaAccount] = Subject(
@@ -256,6 +258,11 @@ def _fact(get: Callable[[WabaFacts], float | None]) -> Value[WabaAccount]:
     return Value(lambda a: None if a.facts is None else get(a.facts))
 
 
+def _identity_checks(account: WabaAccount) -> Iterator[Sample]:
+    for number_id in sorted(account.identity_checks):
+        yield (number_id,), 1 if account.identity_checks[number_id] else 0
+
+
 def _alert(alert: AccountAlert) -> Iterator[Sample]:
     yield (alert.entity_type, alert.entity_id, alert.alert_type, alert.alert_severity), alert.at
 
@@ -375,6 +382,14 @@ FAMILIES: tuple[Family[Any], ...] = (
     Family("whatsapp_waba_account_event_timestamp_seconds", "gauge",
            "Unix time of the last account_update event of each type for the WABA."
            + _WEBHOOK_FACT, WABA_ACCOUNT, ("event",), _counts(lambda f: f.events)),
+    Family("whatsapp_waba_app_subscribed", "gauge",
+           "1 when the app named by graph.app_id is in the WABA's subscribed_apps (it receives "
+           "the WABA's webhooks), 0 when not; absent when unknown. Read at the discovery "
+           "cadence.", WABA_ACCOUNT, (), Flag(lambda a: a.subscribed)),
+    Family("whatsapp_phone_number_identity_key_check_enabled", "gauge",
+           "1 when the number's identity change check (user_identity_change) is on, 0 when "
+           "off; absent until read or when its settings cannot be read. Read every "
+           "schedule.settings_interval.", WABA_ACCOUNT, ("phone_number_id",), _identity_checks),
     Family("whatsapp_waba_phone_numbers_cap", "gauge",
            "How many phone numbers the WABA may have (max_phone_numbers_per_waba from "
            "business_capability_update; not the portfolio's registration cap)."

@@ -222,3 +222,29 @@ async def read_business_node(client: GraphClient, business_id: str,
                              policy: FieldPolicy) -> BusinessNode:
     """``GET /{BUSINESS_ID}``: verification and the portfolio's shared messaging limit."""
     return parse_business_node(await read_node(client, "business", business_id, policy))
+
+
+async def read_subscribed_apps(client: GraphClient, waba_id: str) -> frozenset[str]:
+    """``GET /{WABA_ID}/subscribed_apps``: the ids of the apps that receive the WABA's
+    webhooks (facts §5). Other apps (Meta's own among them) may be listed too."""
+    body = await client.get("subscribed_apps", f"{waba_id}/subscribed_apps", {})
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise GraphError(kind=ErrorKind.PAYLOAD, endpoint="subscribed_apps",
+                         message="no 'data' list")
+    ids: set[str] = set()
+    for entry in data:
+        app = entry.get("whatsapp_business_api_data") if isinstance(entry, Mapping) else None
+        ident = app.get("id") if isinstance(app, Mapping) else None
+        if isinstance(ident, str | int) and not isinstance(ident, bool):
+            ids.add(str(ident))
+    return frozenset(ids)
+
+
+async def read_identity_key_check(client: GraphClient, phone_number_id: str) -> bool | None:
+    """``GET /{PHONE_NUMBER_ID}/settings``: whether the identity change check is on. Only
+    the POST is documented; None when the answer does not carry the setting."""
+    body = await client.get("settings", f"{phone_number_id}/settings", {})
+    change = body.get("user_identity_change")
+    value = change.get("enable_identity_key_check") if isinstance(change, Mapping) else None
+    return value if isinstance(value, bool) else None

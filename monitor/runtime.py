@@ -38,6 +38,7 @@ from monitor.logs import register_secret
 from monitor.model import BusinessState, Transition
 from monitor.scheduler import Jobs
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
+from monitor.settings_reads import SettingsReads
 from monitor.sharding import Shard, resolve_shard
 from monitor.sharding.forward import ShardForwarder
 from monitor.state import StateDB, StateError, StateWriter, flushing
@@ -200,6 +201,7 @@ class Runtime:
         self.db: StateDB | None = None
         self._duties = contextlib.AsyncExitStack()
         self.token_checks = TokenChecks(self.metrics)
+        self.settings_reads: SettingsReads | None = None
 
     @property
     def ready(self) -> bool:
@@ -243,6 +245,8 @@ class Runtime:
             self.port = int(sockets[0][1])
         self.jobs.start()
         await self._duties.enter_async_context(self.token_checks.running())
+        self.settings_reads = SettingsReads(self.monitor)
+        await self._duties.enter_async_context(self.settings_reads.running())
         self._plan_token_checks(client)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_timestamp.set(time.time())
@@ -304,6 +308,8 @@ class Runtime:
         if self._update_webhooks is not None:
             self._update_webhooks(self._webhook_config())
         self._plan_token_checks(self.monitor.client)
+        if self.settings_reads is not None:
+            self.settings_reads.reset()
 
     def _webhook_config(self) -> WebhookConfig:
         settings = self.settings.webhooks

@@ -24,7 +24,11 @@ ENDPOINTS = (
     "client_whatsapp_business_accounts",
     "waba",
     "business",
+    "subscribed_apps",
+    "settings",
 )
+# Reads whose result may be missing without failing a poll: why it is missing is counted.
+OPTIONAL_READS = ("subscribed_apps", "settings")
 USAGE_MEASURES = ("call_count", "total_cputime", "total_time")
 TOKEN_PERMISSIONS = ("whatsapp_business_management", "whatsapp_business_messaging",
                      "business_management")
@@ -72,6 +76,7 @@ class SelfMetrics:
     total_shards: Gauge
     reload_ok: Gauge
     reload_timestamp: Gauge
+    unreadable: Counter
 
 
 def create_self_metrics(
@@ -95,7 +100,15 @@ def create_self_metrics(
     )
     for endpoint in ENDPOINTS:
         requests.labels(endpoint=endpoint)
+    unreadable = Counter(
+        "whatsapp_monitor_optional_read_failures",
+        "Optional reads (a WABA's subscribed apps, a number's settings) that gave no answer, "
+        "by read and reason (Graph error kind or code); their series are absent meanwhile.",
+        ["read", "reason"],
+        registry=registry,
+    )
     metrics = SelfMetrics(
+        unreadable=unreadable,
         registry=registry,
         graph_requests=requests,
         graph_errors=Counter(

@@ -66,6 +66,8 @@ class Store:
         self._waba_facts: dict[str, WabaFacts] = {}
         self._alerts: dict[str, dict[tuple[str, ...], AccountAlert]] = {}
         self._account_parts: dict[str, tuple[object, Fragment]] = {}
+        self._subscriptions: dict[str, bool] = {}
+        self._settings: dict[str, dict[str, bool]] = {}  # waba -> number -> identity check
         self._clock = clock
         self._next_expiry = math.inf  # when the earliest active restriction ends
         self._businesses: dict[str, BusinessState] = {}
@@ -214,6 +216,39 @@ class Store:
             self._waba_fragments[waba_id] = self._render(state)
             self._version += 1
 
+    def subscription(self, waba_id: str) -> bool | None:
+        return self._subscriptions.get(waba_id)
+
+    def put_subscription(self, waba_id: str, subscribed: bool | None) -> None:
+        """Whether our app receives the WABA's webhooks; None: unknown (series absent)."""
+        state = self._wabas.get(waba_id)
+        if state is None or self._subscriptions.get(waba_id) == subscribed:
+            return
+        if subscribed is None:
+            self._subscriptions.pop(waba_id, None)
+        else:
+            self._subscriptions[waba_id] = subscribed
+        self._waba_fragments[waba_id] = self._render(state)
+        self._version += 1
+
+    def number_settings(self, waba_id: str) -> Mapping[str, bool]:
+        return self._settings.get(waba_id, {})
+
+    def put_number_setting(self, waba_id: str, phone_number_id: str, enabled: bool | None) -> None:
+        """A number's identity change check, as its settings read said; None: unknown."""
+        state = self._wabas.get(waba_id)
+        current = self._settings.get(waba_id, {})
+        if state is None or current.get(phone_number_id) == enabled:
+            return
+        updated = dict(current)
+        if enabled is None:
+            updated.pop(phone_number_id, None)
+        else:
+            updated[phone_number_id] = enabled
+        self._settings[waba_id] = updated
+        self._waba_fragments[waba_id] = self._render(state)
+        self._version += 1
+
     def account_alerts(self, business_id: str) -> list[AccountAlert]:
         found = self._alerts.get(business_id, {})
         return [found[k] for k in sorted(found)]
@@ -229,6 +264,8 @@ class Store:
         self._waba_nodes.pop(waba_id, None)
         self._waba_facts.pop(waba_id, None)
         self._account_parts.pop(waba_id, None)
+        self._subscriptions.pop(waba_id, None)
+        self._settings.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
         if old is not None:
@@ -274,9 +311,13 @@ class Store:
         node = self._waba_nodes.get(state.waba_id)
         facts = self._waba_facts.get(state.waba_id)
         now = self._clock()
-        account = WabaAccount(state, node, facts, now)
+        known = {n.id for n in state.numbers}
+        settings = {k: v for k, v in self._settings.get(state.waba_id, {}).items() if k in known}
+        account = WabaAccount(state, node, facts, now, self._subscriptions.get(state.waba_id),
+                              settings)
         key = (state.business_id, node, facts, health_errors(account),
-               facts.active_restrictions(now) if facts else ())
+               facts.active_restrictions(now) if facts else (), account.subscribed,
+               tuple(sorted(settings.items())))
         cached = self._account_parts.get(state.waba_id)
         if cached is not None and cached[0] == key:
             return cached[1]

@@ -35,6 +35,7 @@ from monitor.config.secrets import ACCESS_TOKEN_ENV, APP_SECRET_ENV, WEBHOOK_VER
 from monitor.config.types import (
     ApiVersion,
     BaseUrl,
+    CallbackUrl,
     Duration,
     FilePath,
     Float,
@@ -149,6 +150,10 @@ class BusinessSettings(BaseModel):
     discover: tuple[Literal["owned", "client"], ...] = Field(
         ("owned", "client"), description="Discovery edges used when wabas is absent."
     )
+    require_identity_key_check: bool = Field(
+        False, description="The business's numbers must have the identity change check on "
+        "(WhatsAppIdentityKeyCheckDisabled warns for those that do not).",
+    )
 
     @field_validator("wabas")
     @classmethod
@@ -199,6 +204,11 @@ class ScheduleSettings(BaseModel):
         3600.0,
         description="Time between /debug_token reads (needs graph.app_id and the app secret).",
     )
+    settings_interval: Duration = Field(
+        86400.0, ge=0,
+        description="Time between reads of each number's settings (identity key check), "
+        "spread over the interval and paced in each WABA's budget; 0 turns them off.",
+    )
 
 
 class ServerSettings(BaseModel):
@@ -243,6 +253,11 @@ class WebhookSettings(BaseModel):
     )
     repoll_delay: Duration = Field(
         2.0, description="Debounce before a webhook-triggered re-poll of a WABA."
+    )
+    expected_callback_url: CallbackUrl | None = Field(
+        None,
+        description="The callback URL every number's webhooks should reach (the daemon's, or "
+        "the messaging backend's); compared with each number's effective URL, never logged.",
     )
 
 

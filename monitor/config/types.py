@@ -22,6 +22,7 @@ __all__ = [
     "STATE_DIRECTORY_NAME",
     "ApiVersion",
     "BaseUrl",
+    "CallbackUrl",
     "Duration",
     "FilePath",
     "Float",
@@ -235,6 +236,15 @@ def _check_base_url(value: str) -> str:
     return url
 
 
+def _check_callback_url(value: str) -> str:
+    """Meta's callback URL may carry a secret in its query string: checked, never echoed."""
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://monitor.example.com/webhooks")
+    return url
+
+
 def _check_api_version(value: str) -> str:
     """A wrong version string would make every request fail at run time."""
     if not re.fullmatch(r"v\d+\.\d+", value):
@@ -265,6 +275,7 @@ def _check_peers(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] |
 
 ListenAddress = Annotated[str, AfterValidator(_check_listen)]
 BaseUrl = Annotated[str, AfterValidator(_check_base_url)]
+CallbackUrl = Annotated[str, AfterValidator(_check_callback_url)]
 ApiVersion = Annotated[str, AfterValidator(_check_api_version)]
 WebhookPath = Annotated[str, AfterValidator(_check_webhook_path)]
 Peers = Annotated[str | tuple[str, ...] | None, AfterValidator(_check_peers)]
