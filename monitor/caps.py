@@ -67,6 +67,7 @@ class BusinessSummary:
     messaging_limit: str | None = None  # the portfolio's shared limit (TIER_*), when known
     messaging_limit_source: str | None = None  # business | waba | webhook | numbers
     verification_status: str | None = None
+    identity_check_required: bool = False
 
 
 def summarize(business: BusinessState, wabas: Iterable[WabaState]) -> BusinessSummary:
@@ -86,4 +87,5 @@ def summarize(business: BusinessState, wabas: Iterable[WabaState]) -> BusinessSu
         messaging_limit_source=business.messaging_limit_source or (
             "numbers" if any(n.messaging_limit for n in numbers) else None),
         verification_status=business.verification_status,
+        identity_check_required=business.identity_check_required,
     )

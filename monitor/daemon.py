@@ -155,9 +155,12 @@ class Monitor:
             cap = business.registration_cap
             configured_cap = None if cap == "auto" else int(cap)
             existing = self.store.business(business.id)
-            if existing is None or existing.configured_cap != configured_cap:
+            required = business.require_identity_key_check
+            if (existing is None or existing.configured_cap != configured_cap
+                    or existing.identity_check_required != required):
                 self.store.put_business(dataclasses.replace(
-                    existing or BusinessState(business.id), configured_cap=configured_cap))
+                    existing or BusinessState(business.id), configured_cap=configured_cap,
+                    identity_check_required=required))
         for watch in desired.values():
             self._ensure_waba(watch)
         keep = self.fleet.business_ids(desired)

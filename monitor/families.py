@@ -340,6 +340,10 @@ FAMILIES: tuple[Family[Any], ...] = (
            _stateset_help("Business verification status of the portfolio (lower case)"),
            BUSINESS, ("verification_status",),
            StateSet(lambda s: s.verification_status, KNOWN_VERIFICATION_STATUS)),
+    Family("whatsapp_business_identity_key_check_required", "gauge",
+           "1 when the configuration requires the identity change check on every number of "
+           "the business (businesses[].require_identity_key_check); absent otherwise.",
+           BUSINESS, (), Value(lambda s: 1.0 if s.identity_check_required else None)),
     Family("whatsapp_account_alert_timestamp_seconds", "gauge",
            "Unix time of the last account_alerts webhook of each type for each entity of the "
            "portfolio (entity_id: a portfolio or phone-number id); alert_severity is Meta's "

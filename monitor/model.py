@@ -217,6 +217,7 @@ class BusinessState:
     messaging_limit: str | None = None
     messaging_limit_source: str | None = None
     messaging_limit_at: float | None = None
+    identity_check_required: bool = False  # businesses[].require_identity_key_check
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,8 @@ def fleet(options: ExpositionOptions) -> Store:
     own = {u.object_id: tuple(e for e in usage if e.object_id == u.object_id) for u in usage}
     store = Store(options, clock=lambda: NOW)
     store.put_business(BusinessState(ACME, configured_cap=5, verified=True,
-                                     verification_status="verified"))
+                                     verification_status="verified",
+                                     identity_check_required=True))
     store.put_business(BusinessState(BISTRO))  # TIER_2K among its numbers: cap inferred (20)
     main = numbers("200000000000101")
     store.put_waba(WabaState(
@@ -94,6 +95,10 @@ def fleet(options: ExpositionOptions) -> Store:
             assert alert is not None
             store.put_account_alert(alert)
     store.put_waba_facts("200000000000102", facts)
+    store.put_subscription("200000000000101", True)
+    store.put_subscription("200000000000102", False)  # our app was unsubscribed
+    store.put_number_setting("200000000000101", main[0].id, True)
+    store.put_number_setting("200000000000101", main[1].id, False)
     return store
 
 
