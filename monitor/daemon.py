@@ -309,6 +309,7 @@ class Monitor:
                 self.fill_memory,
                 page_limit=self.settings.graph.page_limit,
                 per_number_fill=self.settings.graph.per_number_fill,
+                expected_callback=self.settings.webhooks.expected_callback_url,
             )
         except GraphError as err:
             error = err

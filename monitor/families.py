@@ -315,6 +315,23 @@ FAMILIES: tuple[Family[Any], ...] = (
     Family("whatsapp_phone_number_official_business_account", "gauge",
            "1 when the number is an Official Business Account." + _LAST_GOOD, NUMBER, (),
            Flag(lambda row: row.number.is_official_business_account)),
+    Family("whatsapp_phone_number_two_step_verification_enabled", "gauge",
+           "1 when two-step verification (a PIN) is on for the number (is_pin_enabled), "
+           "else 0." + _LAST_GOOD, NUMBER, (), Flag(lambda row: row.number.pin_enabled)),
+    Family("whatsapp_phone_number_last_onboarded_timestamp_seconds", "gauge",
+           "Unix time the number was last onboarded to its WABA (last_onboarded_time).",
+           NUMBER, (), Value(lambda row: row.number.last_onboarded)),
+    _enum("whatsapp_phone_number_new_name_status",
+          "Review status of a requested new display name (new_name_status)", "name_status",
+          lambda row: row.number.new_name_status, KNOWN_NAME_STATUS),
+    Family("whatsapp_phone_number_webhook_override", "gauge",
+           "1 for each level (phone_number, whatsapp_business_account) whose callback URL "
+           "overrides the app's for this number's message webhooks.", NUMBER, ("level",),
+           lambda row: [((level,), 1) for level in row.number.webhook_overrides]),
+    Family("whatsapp_phone_number_webhook_callback_matches", "gauge",
+           "1 when the number's effective callback URL (number override, else WABA override, "
+           "else the app's) is webhooks.expected_callback_url, else 0; absent when that key is "
+           "not set.", NUMBER, (), Flag(lambda row: row.number.callback_matches)),
     Family("whatsapp_business_registered_phone_numbers", "gauge",
            "Registered phone numbers across all WABAs owned by the business portfolio."
            + _FROM_MEMORY, BUSINESS, (), Value(lambda s: s.registered)),

@@ -7,9 +7,12 @@ that the exporter can show them rather than drop them. A field the API did not r
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.graph.usage import BucUsage
 
@@ -156,6 +159,16 @@ class PhoneNumber:
     messaging_limit: str | None = None
     health_status: str | None = None
     health_errors: tuple[HealthError, ...] = ()
+    pin_enabled: bool | None = None  # is_pin_enabled: two-step verification on
+    last_onboarded: float | None = None  # last_onboarded_time, Unix seconds
+    new_name_status: str | None = None  # review of a requested new display name
+    # webhook_configuration, never kept as URLs (a query string may carry credentials): the
+    # levels that override the app's URL, whether the effective URL is the expected one
+    # (webhooks.expected_callback_url; None when not configured or not known), and the
+    # effective URL's scheme and host, for the log and the status page.
+    webhook_overrides: tuple[str, ...] = ()
+    callback_matches: bool | None = None
+    callback_origin: str | None = None
 
     @property
     def registered(self) -> bool | None:
@@ -261,7 +274,45 @@ def _nested_str(raw: Mapping[str, Any], key: str, inner: str) -> str | None:
     return _opt_str(value, inner)
 
 
-def parse_phone_number(raw: object) -> PhoneNumber:
+OVERRIDE_LEVELS = ("phone_number", "whatsapp_business_account")
+
+
+def parse_onboarded_time(value: object) -> float | None:
+    """``last_onboarded_time`` (``2023-08-22T19:05:53+0000``), read leniently: None when the
+    value cannot be read, never an error."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            return datetime.strptime(value.strip(), fmt).timestamp()
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _routing(raw: object, expected: str | None) -> tuple[tuple[str, ...], bool | None,
+                                                          str | None]:
+    """Override levels, whether the effective URL (number override, else WABA override, else
+    the app's) is the expected one, and its scheme://host; the URL itself is not kept."""
+    if not isinstance(raw, Mapping):
+        return (), None, None
+    urls = {k: v for k in (*OVERRIDE_LEVELS, "application")
+            if isinstance(v := raw.get(k), str) and v}
+    effective = next((urls[k] for k in (*OVERRIDE_LEVELS, "application") if k in urls), None)
+    if effective is None:
+        return tuple(k for k in OVERRIDE_LEVELS if k in urls), None, None
+    parts = urlsplit(effective)
+    origin = f"{parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else None
+    matches = None if expected is None else hmac.compare_digest(
+        effective.strip().encode(), expected.strip().encode())
+    return tuple(k for k in OVERRIDE_LEVELS if k in urls), matches, origin
+
+
+def parse_phone_number(raw: object, *, expected_callback: str | None = None) -> PhoneNumber:
     """Parse one phone-number node. Raises PayloadError on a shape the API never sends."""
     if not isinstance(raw, Mapping):
         raise PayloadError(f"phone number entry should be an object, got {type(raw).__name__}")
@@ -271,6 +322,7 @@ def parse_phone_number(raw: object) -> PhoneNumber:
     limit = _opt_str(raw, "whatsapp_business_manager_messaging_limit") or _opt_str(
         raw, "messaging_limit_tier"
     )
+    overrides, matches, origin = _routing(raw.get("webhook_configuration"), expected_callback)
     return PhoneNumber(
         id=number_id,
         display_phone_number=_opt_str(raw, "display_phone_number"),
@@ -286,6 +338,12 @@ def parse_phone_number(raw: object) -> PhoneNumber:
         messaging_limit=limit,
         health_status=_nested_str(raw, "health_status", "can_send_message"),
         health_errors=parse_health_errors(raw.get("health_status")),
+        pin_enabled=_opt_bool(raw, "is_pin_enabled"),
+        last_onboarded=parse_onboarded_time(raw.get("last_onboarded_time")),
+        new_name_status=_opt_str(raw, "new_name_status"),
+        webhook_overrides=overrides,
+        callback_matches=matches,
+        callback_origin=origin,
     )
 
 

@@ -24,6 +24,9 @@ log = structlog.get_logger("monitor.poller")
 
 # Fields whose loss would make the poll meaningless: never dropped.
 ESSENTIAL_FIELDS = frozenset({"id"})
+# Fields Meta sends only when there is something to say: their absence on every number is
+# normal and never worth a read per number.
+SPARSE_FIELDS = frozenset({"new_name_status"})
 
 
 @dataclass
@@ -100,7 +103,8 @@ async def fill_missing(
     missing = [
         f
         for f in policy.current()
-        if f != "id" and f not in skip and all(row.get(f) is None for row in rows)
+        if f != "id" and f not in skip and f not in SPARSE_FIELDS
+        and all(row.get(f) is None for row in rows)
     ]
     if not missing:
         return rows
@@ -129,12 +133,13 @@ async def fill_missing(
     return filled
 
 
-def parse_numbers(rows: Iterable[Mapping[str, Any]], endpoint: str) -> tuple[PhoneNumber, ...]:
+def parse_numbers(rows: Iterable[Mapping[str, Any]], endpoint: str, *,
+                  expected_callback: str | None = None) -> tuple[PhoneNumber, ...]:
     """Parse every row; one malformed row fails the poll rather than silently losing a number."""
     numbers: dict[str, PhoneNumber] = {}
     for row in rows:
         try:
-            number = parse_phone_number(row)
+            number = parse_phone_number(row, expected_callback=expected_callback)
         except PayloadError as exc:
             raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, message=str(exc)) from None
         numbers[number.id] = number
@@ -149,11 +154,12 @@ async def fetch_waba(
     *,
     page_limit: int = 100,
     per_number_fill: bool = True,
+    expected_callback: str | None = None,
 ) -> tuple[PhoneNumber, ...]:
     rows = await list_phone_numbers(client, waba_id, policy, page_limit=page_limit)
     if per_number_fill:
         rows = await fill_missing(client, waba_id, rows, policy, memory)
-    return parse_numbers(rows, "phone_numbers")
+    return parse_numbers(rows, "phone_numbers", expected_callback=expected_callback)
 
 
 @dataclass(frozen=True, slots=True)

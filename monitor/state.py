@@ -89,8 +89,10 @@ def waba_to_json(state: WabaState) -> str:
 
 def _number_from_json(raw: dict[str, Any]) -> PhoneNumber:
     errors = tuple(HealthError(**e) for e in raw.pop("health_errors", ()) or ())
+    overrides = tuple(str(v) for v in raw.pop("webhook_overrides", ()) or ())
     known = {f.name for f in dataclasses.fields(PhoneNumber)}
-    return PhoneNumber(health_errors=errors, **{k: v for k, v in raw.items() if k in known})
+    return PhoneNumber(health_errors=errors, webhook_overrides=overrides,
+                       **{k: v for k, v in raw.items() if k in known})
 
 
 def waba_from_json(text: str) -> WabaState:

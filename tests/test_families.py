@@ -49,7 +49,8 @@ FIELD = {"whatsapp_phone_number_status": "status",
          "whatsapp_phone_number_throughput_level": "throughput_level",
          "whatsapp_phone_number_code_verification_status": "code_verification_status",
          "whatsapp_phone_number_health_status": "health_status",
-         "whatsapp_phone_number_messaging_limit_tier": "messaging_limit"}
+         "whatsapp_phone_number_messaging_limit_tier": "messaging_limit",
+         "whatsapp_phone_number_new_name_status": "new_name_status"}
 
 
 def test_every_phone_number_enum_is_a_stateset() -> None:

@@ -45,9 +45,13 @@ ACME, BISTRO = "100000000000001", "100000000000002"
 NOW = 1_764_240_000.0
 
 
+EXPECTED_CALLBACK = "https://monitor.example.com/webhooks/whatsapp?key=s3cret"
+
+
 def numbers(waba_id: str) -> tuple:
     page = json.loads((FIXTURES / f"phone_numbers_{waba_id}.json").read_text())
-    return tuple(parse_phone_number(raw) for raw in page["data"])
+    return tuple(parse_phone_number(raw, expected_callback=EXPECTED_CALLBACK)
+                 for raw in page["data"])
 
 
 def fleet(options: ExpositionOptions) -> Store:
