@@ -298,7 +298,9 @@ class Runtime:
                                  session=lambda: self._session)
         app.cleanup_ctx.append(forward.cleanup_ctx)
         # Webhook-only facts are committed through the state writer before the 200.
-        self.sink = StagingSink(self.store, jobs, writer=self.writer)
+        committed = ({w: f for w, (_, f) in self.db.waba_facts().items()}
+                     if self.db is not None else None)
+        self.sink = StagingSink(self.store, jobs, writer=self.writer, committed=committed)
         self._update_webhooks = add_webhook_routes(
             app, config, self.sink,
             create_webhook_metrics(self.metrics.registry), forward=forward)

@@ -26,14 +26,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import structlog
 
 from monitor.accounts import AccountAlert, WabaFacts
-from monitor.model import LearnedCap
+from monitor.model import LearnedCap, WabaState
 from monitor.scheduler import Jobs
 from monitor.state import StateWriter
 from monitor.store import Store
@@ -67,12 +67,20 @@ class StagingSink:
     """``monitor.webhooks.contract.WebhookSink`` for a running daemon."""
 
     def __init__(self, store: Store, jobs: Jobs, *, writer: StateWriter | None,
+                 committed: Mapping[str, WabaFacts] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        """``committed``: the WABA facts in the state file at start (``StateDB.waba_facts``)."""
         self._store = store
         self._jobs = jobs
         self._writer = writer
         self._clock = clock
         self._staged = _Batch()
+        # Every WABA's last committed facts, also of WABAs the store does not show (yet): a
+        # WABA watched only later (discovered, or configured but never polled before a crash)
+        # gets them shown as soon as the store has it, and its next change builds on them
+        # rather than on nothing.
+        self._committed: dict[str, WabaFacts] = dict(committed or {})
+        store.on_change.append(self._on_waba)
 
     # --- reading -------------------------------------------------------------------------
     def now(self) -> float:
@@ -89,7 +97,8 @@ class StagingSink:
         staged = self._staged.facts.get(waba_id)
         if staged is not None:
             return staged.value[1]
-        return self._store.waba_facts(waba_id) or WabaFacts()
+        return (self._store.waba_facts(waba_id) or self._committed.get(waba_id)
+                or WabaFacts())
 
     def already_applied(self, waba_id: str, key: str) -> bool:
         return self.waba_facts(waba_id).seen(key)
@@ -186,6 +195,7 @@ class StagingSink:
         """Put what was written in the store, and unstage each value nothing newer replaced."""
         staged = self._staged
         for waba_id, item in batch.facts.items():
+            self._committed[waba_id] = item.value[1]
             self._store.put_waba_facts(waba_id, item.value[1])
             if staged.facts.get(waba_id) is item:
                 del staged.facts[waba_id]
@@ -197,6 +207,12 @@ class StagingSink:
             self._show_cap(cap.value)
             if staged.caps.get(business_id) is cap:
                 del staged.caps[business_id]
+
+    def _on_waba(self, state: WabaState, _: object) -> None:
+        """A WABA put in the store: show its committed facts if the store has none yet."""
+        facts = self._committed.get(state.waba_id)
+        if facts is not None and self._store.waba_facts(state.waba_id) is None:
+            self._store.put_waba_facts(state.waba_id, facts)
 
     def _show_cap(self, learned: LearnedCap) -> None:
         business = self._store.business(learned.business_id)
