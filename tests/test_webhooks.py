@@ -1015,3 +1015,25 @@ def test_add_webhook_routes_validates_config() -> None:
         add_webhook_routes(web.Application(), WebhookConfig(path="hook"), FakeSink(), metrics)
     with pytest.raises(ValueError, match="max_body_bytes"):
         add_webhook_routes(web.Application(), WebhookConfig(max_body_bytes=0), FakeSink(), metrics)
+
+
+async def test_forwarding_names_the_wabas_as_resolved(aiohttp_client: Any) -> None:
+    """A shard that does not watch a WABA passes its webhooks on; partner events name the WABA
+    in ``waba_info`` (entry.id is the partner's portfolio), and odd changes do not stop it."""
+    forwarded: list[frozenset[str]] = []
+    app = web.Application()
+    add_webhook_routes(app, WebhookConfig(path=PATH, app_secret=SECRET), FakeSink(wabas={}),
+                       create_webhook_metrics(CollectorRegistry()),
+                       forward=lambda _body, _sig, wabas: forwarded.append(wabas))
+    client: Client = await aiohttp_client(app)
+    payload = {"object": "whatsapp_business_account", "entry": [
+        {"id": "730000000000001", "time": "1748454394", "changes": [
+            {"field": "account_update", "value": {
+                "event": "PARTNER_ADDED", "waba_info": {"waba_id": "888000000000001",
+                                                        "owner_business_id": "777"}}},
+            "not a change"]},
+        {"id": WABA, "changes": [GOOD_CHANGE]}]}
+    raw = json.dumps(payload).encode()
+    resp = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign(raw, SECRET)})
+    assert resp.status == 200
+    assert forwarded == [frozenset({"888000000000001", WABA})]
