@@ -167,11 +167,7 @@ class Monitor:
         if self.store.business(watch.business_id) is None:
             self.store.put_business(BusinessState(business_id=watch.business_id))
 
-    # --- what the business node teaches us ------------------------------------------------
-    def phone_number_id_for(self, display_phone_number: str) -> str | None:
-        found = self.store.number_by_display(display_phone_number)
-        return found[1].id if found else None
-
+    # --- what the business node teaches us (webhooks: monitor.sink) -----------------------
     async def refresh_business(self, business_id: str) -> None:
         """Read the portfolio node (verification, shared messaging limit) where the token
         may; a refusal is logged and its WABAs' nodes stand in for the limit."""
