@@ -171,6 +171,11 @@ class StagingSink:
     # --- committing ----------------------------------------------------------------------
     async def commit(self) -> None:
         writer = self._writer
+        if not self.pending:
+            # Nothing staged: whatever the caller staged is written and shown already (a
+            # commit in flight keeps its values staged until they are shown), so a body that
+            # told no fact does not wait for the writer.
+            return
         if writer is None:
             self._show(self._take())
             return

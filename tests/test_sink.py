@@ -175,6 +175,8 @@ async def test_commits_wait_for_the_state_writers_batches(db: StateDB) -> None:
         assert not commit.done() and store.waba_facts(WABA) is None
     await commit
     assert store.waba_facts(WABA) == facts(1)
+    async with writer.lock:  # a body that told no fact does not wait for the writer
+        await asyncio.wait_for(sink.commit(), 1)
 
 
 async def test_without_a_state_directory_commit_only_shows(tmp_path: Path) -> None:
