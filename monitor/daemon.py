@@ -23,7 +23,6 @@ from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
 from monitor.model import (
     BusinessState,
-    LearnedCap,
     PhoneNumber,
     Transition,
     WabaState,
@@ -113,7 +112,6 @@ class Monitor:
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
         self.fleet = fleet or Fleet(settings, shard)
-        self.on_cap_learned: list[Callable[[LearnedCap], None]] = []
         self.on_verified: list[Callable[[str, bool | None], None]] = []
         self.on_interval: list[Callable[[str, float], None]] = []
         # Writes a WABA's changed state and its transitions durably (the state file), awaited
@@ -181,26 +179,7 @@ class Monitor:
         if self.store.business(watch.business_id) is None:
             self.store.put_business(BusinessState(business_id=watch.business_id))
 
-    # --- what webhooks and the business node teach us -----------------------------------
-    def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
-        """A cap from business_capability_update; it belongs to the WABA's owning business."""
-        waba = self.store.waba(waba_id)
-        if waba is None:
-            log.warning("cap_for_unknown_waba", waba_id=waba_id, cap=cap, field=source_field)
-            return
-        business = self.store.business(waba.business_id) or BusinessState(waba.business_id)
-        if business.learned_cap != cap:
-            log.info("registration_cap_learned", business_id=waba.business_id, waba_id=waba_id,
-                     cap=cap, field=source_field, previous=business.learned_cap)
-        self.store.put_business(dataclasses.replace(business, learned_cap=cap))
-        learned = LearnedCap(waba.business_id, cap, source_field, self.clock())
-        for listener in self.on_cap_learned:
-            listener(learned)
-
-    def phone_number_id_for(self, display_phone_number: str) -> str | None:
-        found = self.store.number_by_display(display_phone_number)
-        return found[1].id if found else None
-
+    # --- what the business node teaches us (webhooks: monitor.sink) -----------------------
     async def refresh_business(self, business_id: str) -> None:
         """Read the portfolio node (verification, shared messaging limit) where the token
         may; a refusal is logged and its WABAs' nodes stand in for the limit."""

@@ -41,6 +41,7 @@ from monitor.selfmetrics import SelfMetrics, create_self_metrics
 from monitor.settings_reads import SettingsReads
 from monitor.sharding import Shard, resolve_shard
 from monitor.sharding.forward import ShardForwarder
+from monitor.sink import StagingSink
 from monitor.state import StateDB, StateError, StateWriter, flushing
 from monitor.store import Store
 from monitor.token import TokenCheckPlan, TokenChecks
@@ -108,23 +109,6 @@ def exposition_options(settings: Settings) -> ExpositionOptions:
     if not settings.metrics.include:
         chosen = (frozenset(FAMILY_NAMES) if chosen is None else chosen) - DEPRECATED_FAMILIES
     return ExpositionOptions(compact=settings.metrics.enum_mode == "compact", families=chosen)
-
-
-class WebhookBridge:
-    """What the webhook receiver drives: caps go to the monitor, re-polls to the scheduler."""
-
-    def __init__(self, monitor: Monitor, jobs: Jobs) -> None:
-        self._monitor = monitor
-        self._jobs = jobs
-
-    def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
-        self._monitor.learn_cap(waba_id=waba_id, cap=cap, source_field=source_field)
-
-    def request_repoll(self, *, waba_id: str, reason: str) -> None:
-        self._jobs.request_repoll(waba_id=waba_id, reason=reason)
-
-    def phone_number_id_for(self, display_phone_number: str) -> str | None:
-        return self._monitor.phone_number_id_for(display_phone_number)
 
 
 def restore(store: Store, db: StateDB, fleet: Fleet) -> int:
@@ -199,6 +183,8 @@ class Runtime:
         self.monitor: Monitor | None = None
         self.jobs: Jobs | None = None
         self.db: StateDB | None = None
+        self.writer: StateWriter | None = None
+        self.sink: StagingSink | None = None
         self._duties = contextlib.AsyncExitStack()
         self.token_checks = TokenChecks(self.metrics)
         self.settings_reads: SettingsReads | None = None
@@ -231,7 +217,7 @@ class Runtime:
                           ready=lambda: jobs.ready)
         app = build_app(view, transitions=self._transitions if self.db else None,
                         reload=self.reload)
-        self._add_webhooks(app, self.monitor, self.jobs)
+        self._add_webhooks(app, self.jobs)
         app.middlewares.append(auth_middleware(
             self._auth, OPEN_PATHS | {self.settings.webhooks.path}))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -316,14 +302,18 @@ class Runtime:
         return WebhookConfig(path=settings.path, verify_token=self._verify_token,
                              app_secret=self._app_secret, max_body_bytes=settings.max_body_bytes)
 
-    def _add_webhooks(self, app: web.Application, monitor: Monitor, jobs: Jobs) -> None:
+    def _add_webhooks(self, app: web.Application, jobs: Jobs) -> None:
         config = self._webhook_config()
         forward = ShardForwarder(shard=lambda: self.shard, settings=lambda: self.settings,
                                  watches=lambda waba_id: self.store.waba(waba_id) is not None,
                                  session=lambda: self._session)
         app.cleanup_ctx.append(forward.cleanup_ctx)
+        # Webhook-only facts are committed through the state writer before the 200.
+        committed = ({w: f for w, (_, f) in self.db.waba_facts().items()}
+                     if self.db is not None else None)
+        self.sink = StagingSink(self.store, jobs, writer=self.writer, committed=committed)
         self._update_webhooks = add_webhook_routes(
-            app, config, WebhookBridge(monitor, jobs),
+            app, config, self.sink,
             create_webhook_metrics(self.metrics.registry), forward=forward)
         for warning in startup_warnings(config):
             log.warning("webhooks_misconfigured", problem=warning)
@@ -347,11 +337,10 @@ class Runtime:
         restored = restore(self.store, db, monitor.fleet)
         log.info("state_restored", path=str(db.path), wabas=restored,
                  learned_caps=len(db.learned_caps()))
-        writer = StateWriter(db, retention=self.settings.state.history_retention)
+        self.writer = writer = StateWriter(db, retention=self.settings.state.history_retention)
         self.store.on_change.append(writer.on_change)
         self.store.on_remove.append(writer.on_remove)
         monitor.commit = writer.commit
-        monitor.on_cap_learned.append(db.save_cap)
         monitor.on_verified.append(db.save_verified)
         await self._duties.enter_async_context(flushing(writer))
 

@@ -194,6 +194,28 @@ class StateDB:
                                (waba_id, business_id,
                                 json.dumps(facts_to_json(facts), separators=(",", ":"))))
 
+    def save_webhook_facts(self, facts: Iterable[tuple[str, str, WabaFacts]],
+                           alerts: Iterable[AccountAlert], caps: Iterable[LearnedCap]) -> None:
+        """What webhooks staged — (waba_id, business_id, facts), alerts, learned caps — in
+        one transaction: a change's key is never durable without the facts it brought."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO waba_facts VALUES (?, ?, ?)",
+                    [(w, b, json.dumps(facts_to_json(f), separators=(",", ":")))
+                     for w, b, f in facts])
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO account_alerts VALUES (?,?,?,?,?,?,?)",
+                    [(*a.key, a.alert_status, a.at) for a in alerts])
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO learned_caps VALUES (?, ?, ?, ?)",
+                    [(c.business_id, c.cap, c.source_field, c.learned_at) for c in caps])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def waba_facts(self) -> dict[str, tuple[str, WabaFacts]]:
         with self._lock:
             rows = self._conn.execute("SELECT waba_id, business_id, facts FROM waba_facts")

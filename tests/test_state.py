@@ -85,8 +85,10 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
                 await asyncio.sleep(0.05)
             world.set_number_fields(number, {"status": "FLAGGED"})
             await first.monitor.poll_all(first.monitor.targets())
-            first.monitor.learn_cap(waba_id=waba.id, cap=7,
-                                    source_field="max_phone_numbers_per_business")
+            assert first.sink is not None
+            first.sink.learn_cap(waba_id=waba.id, cap=7,
+                                 source_field="max_phone_numbers_per_business")
+            await first.sink.commit()
             before = await scrape(first.url)
         # The Graph API now never answers: whatever is served comes from the state file.
         world.inject_fault(Fault(target="*", kind="hang", count=-1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -30,47 +30,13 @@ from monitor.webhooks import (
     startup_warnings,
     verify_signature,
 )
+from tests.fakesink import BUSINESS, DISPLAY, NOW, NUMBER_ID, WABA, FakeSink
 
 SECRET = "app-secret-5a1f0c93d7"
 VERIFY = "verify-token-8c2e41"
 PATH = "/webhooks/whatsapp"
-WABA = "102290129340398"
-NUMBER_ID = "106540352242922"
-DISPLAY = "15550783881"
-NOW = 1_750_000_000.0
 Client = TestClient[Any, Any]
-
-
-@dataclass
-class FakeSink:
-    """Records every call; knows one number; can be told to fail."""
-
-    caps: list[tuple[str, int, str]] = field(default_factory=list)
-    repolls: list[tuple[str, str]] = field(default_factory=list)
-    lookups: list[str] = field(default_factory=list)
-    numbers: dict[str, str] = field(default_factory=lambda: {DISPLAY: NUMBER_ID})
-    fail: bool = False
-    fail_lookup: bool = False
-
-    def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
-        if self.fail:
-            raise RuntimeError("sink exploded")
-        self.caps.append((waba_id, cap, source_field))
-
-    def request_repoll(self, *, waba_id: str, reason: str) -> None:
-        if self.fail:
-            raise RuntimeError("sink exploded")
-        self.repolls.append((waba_id, reason))
-
-    def phone_number_id_for(self, display_phone_number: str) -> str | None:
-        self.lookups.append(display_phone_number)
-        if self.fail_lookup:
-            raise RuntimeError("lookup exploded")
-        return self.numbers.get(re.sub(r"\D", "", display_phone_number))
-
-    @property
-    def calls(self) -> int:
-        return len(self.caps) + len(self.repolls)
+__all__ = ["BUSINESS", "DISPLAY", "NUMBER_ID", "WABA", "FakeSink", "note"]
 
 
 @dataclass
@@ -121,7 +87,7 @@ def make_receiver(aiohttp_client: Any) -> MakeReceiver:
         *,
         verify_token: str | None = VERIFY,
         app_secret: str | None = SECRET,
-        max_body_bytes: int = 1_048_576,
+        max_body_bytes: int = 3_145_728,
         sink: FakeSink | None = None,
         dedupe_capacity: int = 100,
     ) -> Receiver:
@@ -337,6 +303,25 @@ async def test_oversized_chunked_body_is_413(make_receiver: MakeReceiver) -> Non
     assert rx.sink.calls == 0
 
 
+def test_default_limit_takes_metas_3_mb_bodies() -> None:
+    from monitor.config.schema import WebhookSettings
+
+    assert WebhookConfig().max_body_bytes == 3_145_728
+    assert WebhookSettings().max_body_bytes == 3_145_728
+
+
+async def test_a_body_of_nearly_3_mb_is_accepted_by_default(rx: Receiver) -> None:
+    """Meta's bodies "can be up to 3 MB"; 1.47 and 2.57 MB deliveries were seen refused by a
+    1 MiB limit (facts §2.1)."""
+    payload = note("phone_number_quality_update", {**QUALITY, "pad": "x" * 3_000_000})
+    raw = json.dumps(payload).encode()
+    assert 2_900_000 < len(raw) <= 3_145_728
+    assert await rx.post(raw=raw) == 200
+    assert rx.sink.repolls == [(WABA, "phone_number_quality_update")]
+    too_big = json.dumps({**payload, "more": "y" * 200_000}).encode()
+    assert await rx.post(raw=too_big) == 413
+
+
 async def test_body_of_exactly_the_limit_is_accepted(make_receiver: MakeReceiver) -> None:
     raw = json.dumps(note("phone_number_quality_update", QUALITY)).encode()
     rx = await make_receiver(max_body_bytes=len(raw) + 10)
@@ -379,47 +364,6 @@ BAD_ENVELOPES: list[tuple[Any, str]] = [
     ({"object": 5, "entry": []}, "object: expected"),
     ({"object": "whatsapp_business_account"}, "entry: expected a list"),
     ({"object": "whatsapp_business_account", "entry": {}}, "entry: expected a list"),
-    ({"object": "whatsapp_business_account", "entry": [5]}, "entry[0]: expected an object"),
-    (
-        {"object": "whatsapp_business_account", "entry": [{"changes": [GOOD_CHANGE]}]},
-        "entry[0].id: expected",
-    ),
-    (
-        {"object": "whatsapp_business_account", "entry": [{"id": True, "changes": []}]},
-        "entry[0].id: expected",
-    ),
-    (
-        {
-            "object": "whatsapp_business_account",
-            "entry": [{"id": WABA, "time": "now", "changes": []}],
-        },
-        "entry[0].time: expected a unix time",
-    ),
-    (
-        {"object": "whatsapp_business_account", "entry": [{"id": WABA}]},
-        "entry[0].changes: expected a list",
-    ),
-    (
-        {
-            "object": "whatsapp_business_account",
-            "entry": [{"id": WABA, "changes": [GOOD_CHANGE]}, {"id": WABA, "changes": ["x"]}],
-        },
-        "entry[1].changes[0]: expected an object",
-    ),
-    (
-        {
-            "object": "whatsapp_business_account",
-            "entry": [{"id": WABA, "changes": [{"value": QUALITY}]}],
-        },
-        "entry[0].changes[0].field: expected a non-empty string",
-    ),
-    (
-        {
-            "object": "whatsapp_business_account",
-            "entry": [{"id": WABA, "changes": [GOOD_CHANGE, {"field": "x", "value": [1]}]}],
-        },
-        "entry[0].changes[1].value: expected an object, got list",
-    ),
 ]
 
 
@@ -430,9 +374,70 @@ async def test_wrong_envelope_is_400_and_applies_nothing(
     with pytest.raises(WebhookPayloadError, match=re.escape(message)):
         parse_notification(json.dumps(payload).encode())
     assert await rx.post(payload) == 400
-    # All-or-nothing: a good change next to a bad one is not applied either.
     assert rx.sink.calls == 0
     assert rx.requests("malformed") == 1
+
+
+# One unreadable entry or change next to a good one: (entries, where, field label counted).
+PARTIAL: list[tuple[list[Any], str, str]] = [
+    ([5], "entry[1]", OTHER_FIELD),
+    ([{"changes": [GOOD_CHANGE]}], "entry[1].id", "phone_number_quality_update"),
+    ([{"id": True, "changes": [GOOD_CHANGE]}], "entry[1].id", "phone_number_quality_update"),
+    ([{"id": WABA}], "entry[1].changes", OTHER_FIELD),
+    ([{"id": WABA, "changes": ["x"]}], "entry[1].changes[0]", OTHER_FIELD),
+    ([{"id": WABA, "changes": [{"value": QUALITY}]}], "entry[1].changes[0].field", OTHER_FIELD),
+    ([{"id": WABA, "changes": [{"field": "account_update", "value": [1]}]}],
+     "entry[1].changes[0].value", "account_update"),
+]
+
+
+@pytest.mark.parametrize(("bad", "where", "label"), PARTIAL)
+async def test_one_unreadable_change_never_rejects_the_others(
+    rx: Receiver, bad: list[Any], where: str, label: str
+) -> None:
+    """Meta redelivers a refused body for 7 days: the readable changes are applied, the
+    unreadable one is counted invalid, and the body is answered 200."""
+    good = {"id": WABA, "time": 1, "changes": [GOOD_CHANGE]}
+    payload = {"object": "whatsapp_business_account", "entry": [good, *bad]}
+    with capture_logs() as logs:
+        assert await rx.post(payload) == 200
+    assert rx.sink.repolls == [(WABA, "phone_number_quality_update")]
+    assert rx.events("phone_number_quality_update", "applied") == 1
+    assert rx.events(label, "invalid") == 1
+    assert rx.requests("ok") == 1 and rx.requests("malformed") == 0
+    invalid = [e for e in logs if e["event"] == "webhook_event" and e["outcome"] == "invalid"]
+    assert [e["where"] for e in invalid] == [where]
+
+
+@pytest.mark.parametrize("stamp", ["1748454394", " 1748454394", 1748454394, 1748454394.0])
+def test_entry_time_may_be_a_digit_string(stamp: Any) -> None:
+    body = json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": WABA, "time": stamp, "changes": [GOOD_CHANGE]}]})
+    (change,) = parse_notification(body.encode())
+    assert change.time == 1748454394
+
+
+@pytest.mark.parametrize("stamp", ["now", "", "12.5", True, [1], {"t": 1}, None, 1e300])
+async def test_an_odd_entry_time_is_no_time_and_the_change_is_applied(
+    rx: Receiver, stamp: Any
+) -> None:
+    payload = {"object": "whatsapp_business_account",
+               "entry": [{"id": WABA, "time": stamp, "changes": [GOOD_CHANGE]}]}
+    (change,) = parse_notification(json.dumps(payload).encode())
+    assert change.time is None
+    assert await rx.post(payload) == 200
+    assert rx.sink.repolls == [(WABA, "phone_number_quality_update")]
+
+
+async def test_quoted_time_body_is_applied_not_400(rx: Receiver) -> None:
+    """Meta's Direct Send and coexistence pages quote ``entry.time``; the body used to be
+    refused with 400 (and redelivered for days)."""
+    payload = note("account_update", {"event": "ACCOUNT_VIOLATION",
+                                      "violation_info": {"violation_type": "ADULT"}})
+    payload["entry"][0]["time"] = "1748454394"
+    assert await rx.post(payload) == 200
+    assert rx.sink.facts[WABA].violations == {"ADULT": 1}
+    assert rx.sink.facts[WABA].events == {"ACCOUNT_VIOLATION": 1748454394.0}
 
 
 def test_parse_notification_returns_every_change() -> None:
@@ -533,12 +538,30 @@ async def test_duplicates_inside_one_notification(rx: Receiver) -> None:
 async def test_dedupe_memory_is_bounded(make_receiver: MakeReceiver) -> None:
     rx = await make_receiver(dedupe_capacity=2)
     for t in (1, 2, 3):
-        assert await rx.post(note("account_update", {"event": "PARTNER_ADDED"}, time=t)) == 200
+        assert await rx.post(note("phone_number_quality_update", QUALITY, time=t)) == 200
     # time=1 was evicted by 2 and 3, so it is applied again; time=3 is still remembered.
-    assert await rx.post(note("account_update", {"event": "PARTNER_ADDED"}, time=1)) == 200
-    assert await rx.post(note("account_update", {"event": "PARTNER_ADDED"}, time=3)) == 200
+    assert await rx.post(note("phone_number_quality_update", QUALITY, time=1)) == 200
+    assert await rx.post(note("phone_number_quality_update", QUALITY, time=3)) == 200
     assert len(rx.sink.repolls) == 4
-    assert rx.events("account_update", "duplicate") == 1
+    assert rx.events("phone_number_quality_update", "duplicate") == 1
+
+
+async def test_the_wabas_durable_keys_catch_what_the_memory_forgot(
+    make_receiver: MakeReceiver,
+) -> None:
+    """After a restart the in-memory dedupe is empty; Meta's redelivery (up to 7 days) is
+    recognised by the keys the WABA's committed facts remember, so it counts once."""
+    sink = FakeSink()
+    first = await make_receiver(sink=sink)
+    violation = note("account_update", {"event": "ACCOUNT_VIOLATION",
+                                        "violation_info": {"violation_type": "SCAM"}})
+    assert await first.post(violation) == 200
+    restarted = await make_receiver(sink=sink)  # an empty memory, the same durable facts
+    assert await restarted.post(violation) == 200
+    assert restarted.events("account_update", "duplicate") == 1
+    assert restarted.events("account_update", "applied") == 0
+    assert sink.facts[WABA].violations == {"SCAM": 1}
+    assert len(sink.facts[WABA].applied) == 1
 
 
 # --------------------------------------------------------------------------- ignored
@@ -566,20 +589,11 @@ async def test_unknown_field_is_ignored_with_200(rx: Receiver) -> None:
     ("field_name", "value"),
     [
         ("phone_number_quality_update", {"display_phone_number": DISPLAY, "event": "NEW_THING"}),
-        ("account_update", {"event": "SOMETHING_NEW"}),
         ("phone_number_name_update", {"display_phone_number": DISPLAY, "decision": "MAYBE"}),
-        (
-            "account_alerts",
-            {
-                "entity_type": "BUSINESS",
-                "entity_id": "1",
-                "alert_info": {"alert_type": "BRAND_NEW_ALERT"},
-            },
-        ),
-        ("business_capability_update", {"max_daily_conversations_per_business": "TIER_2K"}),
+        ("business_capability_update", {"something_else": 1}),
     ],
 )
-async def test_unknown_event_values_are_ignored(
+async def test_unknown_event_values_of_repoll_fields_are_ignored(
     rx: Receiver, field_name: str, value: dict[str, Any]
 ) -> None:
     with capture_logs() as logs:
@@ -587,6 +601,23 @@ async def test_unknown_event_values_are_ignored(
     assert rx.sink.calls == 0
     assert rx.events(field_name, "ignored") == 1
     assert [e["log_level"] for e in logs if e["event"] == "webhook_event"] == ["info"]
+
+
+async def test_unknown_account_events_and_alert_types_are_kept(rx: Receiver) -> None:
+    """Every enum is open (facts, preamble): what only a webhook tells is kept as it came."""
+    assert await rx.post(note("account_update", {"event": "SOMETHING_NEW"})) == 200
+    assert await rx.post(note("account_alerts", {
+        "entity_type": "BUSINESS", "entity_id": BUSINESS,
+        "alert_info": {"alert_type": "BRAND_NEW_ALERT", "alert_severity": "SEVERE"}})) == 200
+    assert await rx.post(note("account_review_update", {"decision": "ON_HOLD"})) == 200
+    assert rx.events("account_update", "applied") == 1
+    assert rx.events("account_alerts", "applied") == 1
+    assert rx.events("account_review_update", "applied") == 1
+    facts = rx.sink.facts[WABA]
+    assert facts.events == {"SOMETHING_NEW": 1748454394.0}
+    assert facts.review_status == "ON_HOLD"
+    (alert,) = rx.sink.alerts
+    assert (alert.alert_type, alert.alert_severity) == ("BRAND_NEW_ALERT", "SEVERE")
 
 
 async def test_other_object_is_ignored(rx: Receiver) -> None:
@@ -627,11 +658,11 @@ async def test_non_numeric_waba_id_is_invalid(rx: Receiver) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("value", "business_cap", "waba_cap", "limit"),
     [
-        ({"max_phone_numbers_per_business": 20}, (20, "max_phone_numbers_per_business")),
-        ({"max_phone_numbers_per_business": "20"}, (20, "max_phone_numbers_per_business")),
-        ({"max_phone_numbers_per_waba": 25}, (25, "max_phone_numbers_per_waba")),
+        ({"max_phone_numbers_per_business": 20}, 20, None, None),
+        ({"max_phone_numbers_per_business": "20"}, 20, None, None),
+        ({"max_phone_numbers_per_waba": 25}, None, 25, None),
         (
             {
                 "max_daily_conversation_per_phone": 2000,
@@ -639,21 +670,54 @@ async def test_non_numeric_waba_id_is_invalid(rx: Receiver) -> None:
                 "max_phone_numbers_per_business": 2,
                 "max_phone_numbers_per_waba": 25,
             },
-            (2, "max_phone_numbers_per_business"),
+            2, 25, ("TIER_2K", "max_daily_conversations_per_business"),
         ),
         (
             {"max_phone_numbers_per_business": True, "max_phone_numbers_per_waba": " 25 "},
-            (25, "max_phone_numbers_per_waba"),
+            None, 25, None,
         ),
+        ({"max_daily_conversations_per_business": 2000, "max_phone_numbers_per_waba": 25},
+         None, 25, ("TIER_2K", "max_daily_conversations_per_business")),
+        ({"max_daily_conversations_per_business": -1}, None, None,
+         ("TIER_UNLIMITED", "max_daily_conversations_per_business")),
+        ({"max_daily_conversation_per_phone": 100000}, None, None,
+         ("TIER_100K", "max_daily_conversation_per_phone")),
+        ({"max_daily_conversations_per_business": "TIER_NEW"}, None, None,
+         ("TIER_NEW", "max_daily_conversations_per_business")),
     ],
 )
-async def test_capability_update_learns_the_cap(
-    rx: Receiver, value: dict[str, Any], expected: tuple[int, str]
+async def test_capability_update_reads_every_field_on_its_own(
+    rx: Receiver, value: dict[str, Any], business_cap: int | None, waba_cap: int | None,
+    limit: tuple[str, str] | None,
 ) -> None:
+    """Facts §2.6: the portfolio cap, the per-WABA cap and the limit are separate facts; a
+    per-WABA cap never becomes the business's cap; every applied update re-polls."""
     assert await rx.post(note("business_capability_update", value)) == 200
-    assert rx.sink.caps == [(WABA, *expected)]
-    assert rx.sink.repolls == []
+    assert rx.sink.caps == ([] if business_cap is None else
+                            [(WABA, business_cap, "max_phone_numbers_per_business")])
+    assert rx.sink.facts[WABA].phone_numbers_cap == waba_cap
+    assert rx.sink.limits == ([] if limit is None else [(WABA, *limit)])
+    assert rx.sink.repolls == [(WABA, "business_capability_update")]
     assert rx.events("business_capability_update", "applied") == 1
+
+
+async def test_a_per_waba_cap_leaves_the_business_cap_as_it_was(rx: Receiver) -> None:
+    """Meta's own example sends ``max_phone_numbers_per_waba: 25``; it used to overwrite the
+    portfolio's learned cap of 20 (facts §9)."""
+    assert await rx.post(note("business_capability_update",
+                              {"max_phone_numbers_per_business": 20}, time=1)) == 200
+    assert await rx.post(note("business_capability_update",
+                              {"max_phone_numbers_per_waba": 25}, time=2)) == 200
+    assert rx.sink.caps == [(WABA, 20, "max_phone_numbers_per_business")]
+    assert rx.sink.facts[WABA].phone_numbers_cap == 25
+
+
+async def test_capability_update_for_a_waba_not_watched_is_ignored(rx: Receiver) -> None:
+    payload = note("business_capability_update", {"max_phone_numbers_per_business": 20},
+                   waba="999")
+    assert await rx.post(payload) == 200
+    assert rx.sink.calls == 0
+    assert rx.events("business_capability_update", "ignored") == 1
 
 
 @pytest.mark.parametrize(
@@ -706,20 +770,6 @@ async def test_garbage_cap_is_invalid(rx: Receiver, cap: Any) -> None:
             DISPLAY,
             "ACCOUNT_RESTRICTION",
         ),
-        (
-            "account_alerts",
-            {
-                "entity_type": "PHONE_NUMBER",
-                "entity_id": DISPLAY,
-                "alert_info": {
-                    "alert_severity": "WARNING",
-                    "alert_status": "ACTIVE",
-                    "alert_type": "PROFILE_PICTURE_LOST",
-                },
-            },
-            DISPLAY,
-            "PROFILE_PICTURE_LOST",
-        ),
     ],
 )
 async def test_repoll_fields_map_the_number_in_the_log(
@@ -762,6 +812,26 @@ async def test_waba_level_events_repoll_without_a_number(
     assert rx.sink.lookups == []
     entry = next(e for e in logs if e["event"] == "webhook_event")
     assert entry["phone_number_id"] is None
+
+
+async def test_an_alerts_entity_id_is_an_id_not_a_display_number(rx: Receiver) -> None:
+    """Facts §2.4 / §9: ``entity_id`` of a PHONE_NUMBER alert is the phone-number id; it used
+    to be looked up as a display number (and never found)."""
+    value = {"entity_type": "PHONE_NUMBER", "entity_id": NUMBER_ID,
+             "alert_info": {"alert_severity": "WARNING", "alert_status": "ACTIVE",
+                            "alert_type": "PROFILE_PICTURE_LOST",
+                            "alert_description": "free text {NAME}"}}
+    with capture_logs() as logs:
+        assert await rx.post(note("account_alerts", value)) == 200
+    assert rx.sink.lookups == []
+    entry = next(e for e in logs if e["event"] == "webhook_event")
+    assert entry["phone_number_id"] == NUMBER_ID
+    (alert,) = rx.sink.alerts
+    assert (alert.business_id, alert.entity_type, alert.entity_id, alert.alert_type,
+            alert.alert_severity, alert.alert_status, alert.at) == (
+        BUSINESS, "PHONE_NUMBER", NUMBER_ID, "PROFILE_PICTURE_LOST", "WARNING", "ACTIVE",
+        1748454394.0)
+    assert rx.sink.repolls == [(WABA, "account_alerts")]
 
 
 async def test_unknown_display_number_still_repolls(rx: Receiver) -> None:
@@ -816,8 +886,37 @@ async def test_sink_failure_is_counted_and_still_200(make_receiver: MakeReceiver
     rx.sink.fail = False
     assert await rx.post(payload) == 200
     assert rx.sink.caps == [(WABA, 20, "max_phone_numbers_per_business")]
-    assert rx.sink.repolls == [(WABA, "account_update")]
+    assert rx.sink.repolls == [(WABA, "business_capability_update"), (WABA, "account_update")]
     assert rx.events("account_update", "duplicate") == 0
+
+
+async def test_a_failed_commit_is_500_and_the_redelivery_commits(rx: Receiver) -> None:
+    """Never 200 for a fact that is not durable: Meta redelivers a 500, and the redelivery
+    (a duplicate by then) commits what is still staged."""
+    payload = note("account_update", {"event": "DISABLED_UPDATE",
+                                      "ban_info": {"waba_ban_state": "DISABLE"}})
+    rx.sink.fail_commit = True
+    with capture_logs() as logs:
+        assert await rx.post(payload) == 500
+    assert rx.sink.facts == {}
+    assert rx.sink.staged_facts[WABA].ban_state == "DISABLE"
+    assert rx.requests("commit_failed") == 1 and rx.requests("ok") == 0
+    failed = next(e for e in logs if e["event"] == "webhook_commit_failed")
+    assert failed["log_level"] == "error"
+    rx.sink.fail_commit = False
+    assert await rx.post(payload) == 200
+    assert rx.sink.facts[WABA].ban_state == "DISABLE"
+    assert rx.events("account_update", "applied") == 1
+    assert rx.events("account_update", "duplicate") == 1
+    assert rx.requests("ok") == 1
+
+
+async def test_every_body_is_committed_before_it_is_answered(rx: Receiver) -> None:
+    assert await rx.post(note("phone_number_quality_update", QUALITY)) == 200
+    assert await rx.post(note("messages", {})) == 200
+    assert rx.sink.commits == 2
+    assert await rx.post(raw=b"nope") == 400
+    assert rx.sink.commits == 2
 
 
 async def test_lookup_failure_does_not_stop_the_repoll(make_receiver: MakeReceiver) -> None:
@@ -871,6 +970,7 @@ async def test_counters_add_up_over_a_session(rx: Receiver) -> None:
         "refused_no_secret": 0,
         "verify_ok": 1,
         "verify_failed": 1,
+        "commit_failed": 0,
     }
     assert rx.events("phone_number_quality_update", "applied") == 1
     assert rx.events("phone_number_quality_update", "duplicate") == 1
@@ -915,3 +1015,25 @@ def test_add_webhook_routes_validates_config() -> None:
         add_webhook_routes(web.Application(), WebhookConfig(path="hook"), FakeSink(), metrics)
     with pytest.raises(ValueError, match="max_body_bytes"):
         add_webhook_routes(web.Application(), WebhookConfig(max_body_bytes=0), FakeSink(), metrics)
+
+
+async def test_forwarding_names_the_wabas_as_resolved(aiohttp_client: Any) -> None:
+    """A shard that does not watch a WABA passes its webhooks on; partner events name the WABA
+    in ``waba_info`` (entry.id is the partner's portfolio), and odd changes do not stop it."""
+    forwarded: list[frozenset[str]] = []
+    app = web.Application()
+    add_webhook_routes(app, WebhookConfig(path=PATH, app_secret=SECRET), FakeSink(wabas={}),
+                       create_webhook_metrics(CollectorRegistry()),
+                       forward=lambda _body, _sig, wabas: forwarded.append(wabas))
+    client: Client = await aiohttp_client(app)
+    payload = {"object": "whatsapp_business_account", "entry": [
+        {"id": "730000000000001", "time": "1748454394", "changes": [
+            {"field": "account_update", "value": {
+                "event": "PARTNER_ADDED", "waba_info": {"waba_id": "888000000000001",
+                                                        "owner_business_id": "777"}}},
+            "not a change"]},
+        {"id": WABA, "changes": [GOOD_CHANGE]}]}
+    raw = json.dumps(payload).encode()
+    resp = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign(raw, SECRET)})
+    assert resp.status == 200
+    assert forwarded == [frozenset({"888000000000001", WABA})]

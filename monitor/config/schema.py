@@ -249,7 +249,8 @@ class WebhookSettings(BaseModel):
         description=f"File holding the webhook verify token; else {WEBHOOK_VERIFY_TOKEN_ENV}.",
     )
     max_body_bytes: Int = Field(
-        1_048_576, ge=1024, le=64 * 1_048_576, description="Largest webhook body accepted."
+        3_145_728, ge=1024, le=64 * 1_048_576,
+        description="Largest webhook body accepted (Meta sends up to 3 MB).",
     )
     repoll_delay: Duration = Field(
         2.0, description="Debounce before a webhook-triggered re-poll of a WABA."

@@ -17,17 +17,23 @@ from monitor.webhooks.envelope import (
     MAX_CAP,
     SIGNATURE_HEADER,
     WABA_OBJECT,
+    Notification,
+    RejectedChange,
     WebhookChange,
     WebhookPayloadError,
     change_key,
+    parse_body,
     parse_cap,
     parse_notification,
+    resolve_waba,
     sign,
     verify_signature,
 )
 from monitor.webhooks.handlers import HANDLERS, KNOWN_FIELDS, OTHER_FIELD
 from monitor.webhooks.handlers.account_alerts import ALERT_TYPES as ACCOUNT_ALERT_TYPES
 from monitor.webhooks.handlers.account_alerts import FIELD as ALERTS_FIELD
+from monitor.webhooks.handlers.account_review_update import DECISIONS as REVIEW_DECISIONS
+from monitor.webhooks.handlers.account_review_update import FIELD as REVIEW_FIELD
 from monitor.webhooks.handlers.account_update import EVENTS as ACCOUNT_UPDATE_EVENTS
 from monitor.webhooks.handlers.account_update import FIELD as ACCOUNT_UPDATE_FIELD
 from monitor.webhooks.handlers.business_capability_update import CAP_FIELDS
@@ -67,11 +73,15 @@ __all__ = [
     "QUALITY_EVENTS",
     "QUALITY_FIELD",
     "REQUEST_RESULTS",
+    "REVIEW_DECISIONS",
+    "REVIEW_FIELD",
     "SIGNATURE_HEADER",
     "WABA_OBJECT",
     "Forwarder",
     "Handler",
+    "Notification",
     "Outcome",
+    "RejectedChange",
     "WebhookChange",
     "WebhookConfig",
     "WebhookMetrics",
@@ -80,8 +90,10 @@ __all__ = [
     "add_webhook_routes",
     "change_key",
     "create_webhook_metrics",
+    "parse_body",
     "parse_cap",
     "parse_notification",
+    "resolve_waba",
     "sign",
     "startup_warnings",
     "verify_signature",

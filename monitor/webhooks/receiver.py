@@ -1,25 +1,28 @@
 """Meta webhook receiver: the verification handshake, signed notifications, and what they trigger.
 
-Webhooks are hints, not a source of truth. A notification asks the daemon to re-poll the WABA
-(the Graph API stays authoritative), except ``business_capability_update``, which is the only
-place Meta publishes the registered-number cap. Nothing in a POST is parsed, let alone acted
-on, before the HMAC-SHA256 of the raw body matches ``X-Hub-Signature-256``.
+Most fields are hints: they ask the daemon to re-poll the WABA (the Graph API stays
+authoritative). Some tell facts nothing else repeats (enforcement, review decisions, account
+alerts, caps): those are committed to the state file before the 200. Nothing in a POST is
+parsed, let alone acted on, before the HMAC-SHA256 of the raw body matches
+``X-Hub-Signature-256``.
 
-Status codes (the receiver never answers 5xx, whatever the input):
+Status codes:
 
 * ``GET``: 200 with the raw ``hub.challenge`` when ``hub.mode=subscribe`` and the verify
   token matches; 403 otherwise, always 403 when no verify token is configured.
 * ``POST``: 403 when no app secret is configured (nothing can be verified; not 503, since a
   retry cannot help until the configuration changes); 401 when ``X-Hub-Signature-256`` is
-  missing; 413 when the body is longer than ``max_body_bytes``; 403 when the signature does
-  not match; 400 for malformed JSON or a wrong envelope (nothing applied); otherwise 200, also
-  when single changes were unknown, invalid or failed in the sink, because Meta retries
-  anything else for days and a retry would not fare better.
+  missing; 413 when the body is longer than ``max_body_bytes`` (Meta's bodies reach 3 MB);
+  403 when the signature does not match; 400 when the body is not JSON or not Meta's envelope
+  (nothing applied); 500 when what the changes staged could not be committed (Meta
+  redelivers, and the redelivery commits it); otherwise 200, also when single changes were
+  unreadable, unknown, invalid or failed in the sink, because Meta retries anything else for
+  days and a retry would not fare better.
 
-Processing is synchronous and cheap (the sink only records and debounces), so it runs before
-the 200 is sent: a notification is acknowledged only once it has been applied. What a change
-does is decided by its field's handler (``monitor.webhooks.handlers``); this module owns the
-HTTP side, the dedupe memory and the metrics.
+Each change is deduplicated, dispatched to its field's handler (``monitor.webhooks.handlers``)
+and recorded in one event-loop step; then the body's staged facts are committed
+(``WebhookSink.commit``), and only then is the body answered. This module owns the HTTP side,
+the dedupe memory and the metrics.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from monitor.webhooks.contract import (
     DUPLICATE,
     ERROR,
     EVENT_OUTCOMES,
+    Outcome,
     WebhookSink,
     record_outcome,
 )
@@ -49,7 +53,8 @@ from monitor.webhooks.envelope import (
     WebhookChange,
     WebhookPayloadError,
     change_key,
-    parse_notification,
+    log_text,
+    parse_body,
     verify_signature,
 )
 from monitor.webhooks.handlers import KNOWN_FIELDS, OTHER_FIELD, dispatch, metric_label
@@ -78,6 +83,7 @@ REQUEST_RESULTS: tuple[str, ...] = (
     "refused_no_secret",
     "verify_ok",
     "verify_failed",
+    "commit_failed",
 )
 
 # (raw body, signature header, WABA ids named in it): hands a verified notification to the
@@ -94,7 +100,7 @@ class WebhookConfig:
     path: str = "/webhooks/whatsapp"
     verify_token: str | None = None
     app_secret: str | None = None
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = 3_145_728  # Meta: "can be up to 3 MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,8 @@ def create_webhook_metrics(registry: CollectorRegistry) -> WebhookMetrics:
     requests = Counter(
         "whatsapp_monitor_webhook_requests",
         "Webhook HTTP requests by result: ok, bad_signature, unsigned, too_large, malformed, "
-        "refused_no_secret (POST); verify_ok, verify_failed (GET handshake).",
+        "refused_no_secret, commit_failed (POST, answered 500: the facts it told could not be "
+        "stored); verify_ok, verify_failed (GET handshake).",
         ["result"],
         registry=registry,
     )
@@ -241,32 +248,49 @@ class _Receiver:
         if not verify_signature(body, header, secret):
             return self._reject(request, 403, "bad_signature", "signature does not match")
         try:
-            changes = parse_notification(body)
+            notification = parse_body(body)
         except WebhookPayloadError as exc:
             return self._reject(request, 400, "malformed", str(exc))
-        self.metrics.requests.labels(result="ok").inc()
         self.metrics.last_event.set(self.clock())
+        changes = notification.changes
         if self.forward is not None and not request.headers.get(FORWARDED_HEADER):
-            try:
+            try:  # the WABAs as resolved (facts §2.2), so a shard that watches one gets it
                 self.forward(body, header, frozenset(c.waba_id for c in changes))
             except Exception:  # forwarding is best effort; the local result stands
                 log.exception("webhook_forward_failed")
+        for rejected in notification.rejected:
+            record_outcome(self.metrics.events, metric_label(rejected.field),
+                           rejected.as_change(),
+                           Outcome.invalid(rejected.reason, where=rejected.where))
         for change in changes:
             self._process(change)
+        try:
+            await self.sink.commit()
+        except Exception as exc:
+            self.metrics.requests.labels(result="commit_failed").inc()
+            log.exception("webhook_commit_failed", peer=request.remote,
+                          error=log_text(str(exc)), action="answered 500; Meta redelivers")
+            return _plain(500, b"could not store this notification; retry later\n")
+        self.metrics.requests.labels(result="ok").inc()
         return _plain(200, b"OK\n")
 
     def _process(self, change: WebhookChange) -> None:
-        """Dedupe, dispatch and record one change; a failed one is not remembered (retried)."""
+        """Dedupe, dispatch and record one change; a failed one is not remembered (retried).
+
+        A change is a duplicate when its key is in the recent memory, or among the keys its
+        WABA's durable facts remember (a redelivery after a restart).
+        """
         label = metric_label(change.field)
         try:
             key: str | None = change_key(change)
         except (ValueError, RecursionError):
             key = None
-        if key is not None and self.recent.seen(key):
-            record_outcome(self.metrics.events, label, change, DUPLICATE)
-            return
         try:
-            outcome = dispatch(change, self.sink)
+            if key is not None and (self.recent.seen(key)
+                                    or self.sink.already_applied(change.waba_id, key)):
+                record_outcome(self.metrics.events, label, change, DUPLICATE)
+                return
+            outcome = dispatch(dataclasses.replace(change, key=key), self.sink)
         except Exception:  # a sink or handler failure must not become a 5xx or a retry loop
             record_outcome(self.metrics.events, label, change, ERROR)
             return

@@ -34,6 +34,7 @@ from monitor.webhooks import (
     parse_notification,
     verify_signature,
 )
+from tests.fakesink import FakeSink
 
 Client = TestClient[Any, Any]
 SECRET = "sim-webhook-secret-77a1"
@@ -468,26 +469,16 @@ async def test_capability_endpoint_notifies_every_owned_waba(
 # --------------------------------------------------------------------------- with the receiver
 
 
-@dataclass
-class Sink:
-    caps: list[tuple[str, int, str]] = field(default_factory=list)
-    repolls: list[tuple[str, str]] = field(default_factory=list)
-    numbers: dict[str, str] = field(default_factory=lambda: {"15550000001": "31"})
-
-    def learn_cap(self, *, waba_id: str, cap: int, source_field: str) -> None:
-        self.caps.append((waba_id, cap, source_field))
-
-    def request_repoll(self, *, waba_id: str, reason: str) -> None:
-        self.repolls.append((waba_id, reason))
-
-    def phone_number_id_for(self, display_phone_number: str) -> str | None:
-        return self.numbers.get(display_phone_number)
+def exporter_sink() -> FakeSink:
+    """The exporter side: WABAs 21-23 of business 11 are watched, number 31 is known."""
+    return FakeSink(wabas={"21": "11", "22": "11", "23": "11"}, businesses={"11"},
+                    numbers={"15550000001": "31"})
 
 
 async def test_simulator_to_exporter_receiver(
     aiohttp_server: Any, client_for: Callable[..., Awaitable[Client]]
 ) -> None:
-    sink = Sink()
+    sink = exporter_sink()
     registry = CollectorRegistry()
     app = web.Application()
     add_webhook_routes(
@@ -511,7 +502,8 @@ async def test_simulator_to_exporter_receiver(
     )
     assert [s["status"] for s in body["sent"]] == [200, 200, 200]
     await drain(client)
-    assert sink.repolls == [("21", "phone_number_quality_update")]
+    assert sink.repolls == [("21", "phone_number_quality_update")] + [
+        (w, "business_capability_update") for w in ("21", "22", "23")]
     assert sink.caps == [(w, 20, "max_phone_numbers_per_business") for w in ("21", "22", "23")]
     assert (
         registry.get_sample_value("whatsapp_monitor_webhook_requests_total", {"result": "ok"}) == 4

@@ -15,6 +15,7 @@ from monitor.webhooks.contract import Handler, Outcome, WebhookSink
 from monitor.webhooks.envelope import WABA_OBJECT, WebhookChange, is_waba_id, log_text
 from monitor.webhooks.handlers import (
     account_alerts,
+    account_review_update,
     account_update,
     business_capability_update,
     phone_number_name_update,
@@ -30,6 +31,7 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType(
         account_update.FIELD: account_update.handle,
         phone_number_name_update.FIELD: phone_number_name_update.handle,
         account_alerts.FIELD: account_alerts.handle,
+        account_review_update.FIELD: account_review_update.handle,
     }
 )
 KNOWN_FIELDS: tuple[str, ...] = tuple(HANDLERS)
@@ -44,9 +46,9 @@ def metric_label(field: str) -> str:
 def dispatch(change: WebhookChange, sink: WebhookSink) -> Outcome:
     """Apply one change through its field's handler, after the checks common to every field.
 
-    Another object or an unhandled field is ignored; an entry id that is not a WABA id makes
-    a handled field invalid. Exceptions from the handler or the sink propagate (the receiver
-    counts them as ``error``).
+    Another object or an unhandled field is ignored; a WABA id (resolved per facts §2.2) that
+    is not one makes a handled field invalid. Exceptions from the handler or the sink
+    propagate (the receiver counts them as ``error``).
     """
     if change.object != WABA_OBJECT:
         return Outcome.ignored(f"object {log_text(change.object)!r} is not {WABA_OBJECT}")
