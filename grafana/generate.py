@@ -42,6 +42,7 @@ NUM = 'job=~"$job", business_id=~"$business_id"'  # raw per-number / per-busines
 BIZ = 'business_id=~"$business_id"'  # whatsapp: recording rules (no job label)
 JOB = 'job=~"$job"'  # monitor self-metrics without business_id
 NUMBER_KEY = "business_id, waba_id, phone_number_id"
+WABA_KEY = "business_id, waba_id"
 
 # Colours.
 GREEN, YELLOW, ORANGE, RED, GREY, BLUE = "green", "yellow", "orange", "red", "#8e8e8e", "blue"
@@ -274,48 +275,134 @@ def fleet_overview() -> list[dict[str, Any]]:
     ]
 
 
-def per_business() -> list[dict[str, Any]]:
-    cap_queries = [
-        target(f"max by (business_id) (whatsapp_business_phone_numbers{{{NUM}}})",
+def table(title: str, description: str, targets: list[dict[str, Any]], *,
+          columns: list[tuple[str, str]], exclude: tuple[str, ...] = (), w: int, h: int,
+          overrides: list[dict[str, Any]] | None = None, sort_by: str | None = None,
+          desc: bool = False, filterable: bool = False) -> dict[str, Any]:
+    """A table of instant queries merged on their common labels; ``columns`` lists (field,
+    header) in display order, ``exclude`` the fields to hide."""
+    return panel(
+        "table", title, description, targets, w=w, h=h,
+        defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"},
+                             "filterable": filterable},
+                  "thresholds": thresholds((None, GREEN))},
+        overrides=overrides,
+        options={"showHeader": True, "cellHeight": "sm",
+                 "sortBy": [{"displayName": sort_by, "desc": desc}] if sort_by else [],
+                 "footer": {"show": False, "reducer": ["sum"], "fields": ""}},
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True, **{name: True for name in exclude}},
+                "indexByName": {name: i for i, (name, _) in enumerate(columns)},
+                "renameByName": dict(columns),
+            }},
+        ],
+    )
+
+
+# Grafana maps a value by its text, and +Inf (an unlimited limit, a restriction without end)
+# reads "Infinity"; an open range cannot catch it (a missing bound counts as 0).
+INFINITY = "Infinity"
+
+
+def time_column(field: str) -> dict[str, Any]:
+    """A column of Unix times in milliseconds shown as dates; +Inf reads "no end given"."""
+    return {"matcher": {"id": "byName", "options": field}, "properties": [
+        {"id": "unit", "value": "dateTimeAsIso"},
+        {"id": "mappings", "value": [{"type": "value", "options": {
+            INFINITY: {"text": "no end given", "index": 0}}}]},
+    ]}
+
+
+def by_waba(label: str, metric: str) -> str:
+    """The current value of a WABA StateSet, as a label (value 1)."""
+    return f"max by ({WABA_KEY}, {label}) ({metric}{{{NUM}}} == 1)"
+
+
+def count_wabas(selector: str) -> str:
+    """How many WABAs have a series matching ``selector`` (0 when none)."""
+    return f"count(max by ({WABA_KEY}) ({selector})) or vector(0)"
+
+
+# Per violation type and WABA: violations recorded in the last 7 days. A series that did not
+# exist 7 days ago counts in full (a new type appears at 1, which increase() would miss); the
+# counter is durable across exporter restarts, so a restart does not count old violations.
+def violations(offset: str = "") -> str:
+    return (f"max by ({WABA_KEY}, violation_type) "
+            f"(whatsapp_waba_violations_total{{{NUM}}}{offset})")
+
+
+VIOLATIONS_7D = (f"(\n  {violations()}\n  - (\n    {violations(' offset 7d')}\n"
+                 f"    or {violations()} * 0\n  )\n)")
+
+
+def with_waba_name(expr: str) -> str:
+    """``expr`` (labels business_id, waba_id, ...) with the WABA's name from whatsapp_waba_info."""
+    inner = expr.replace("\n", "\n  ")
+    return (f"(\n  {inner}\n)\n* on ({WABA_KEY}) group_left (name)\n"
+            f"  max by ({WABA_KEY}, name) (whatsapp_waba_info{{{NUM}}})")
+
+
+def with_number_name(expr: str, keys: str) -> str:
+    """``expr`` (labels ``keys``, among them entity_id) with the display number and verified
+    name where entity_id is a phone-number id; other entities are kept as they are."""
+    numbers = (f"max by (business_id, entity_id, display_phone_number, verified_name) (\n"
+               f"    label_replace(whatsapp_phone_number_info{{{NUM}}}, "
+               f"\"entity_id\", \"$1\", \"phone_number_id\", \"(.+)\")\n  )")
+    inner = expr.replace("\n", "\n  ")
+    return (f"(\n  {inner}\n  * on (business_id, entity_id) group_left "
+            f"(display_phone_number, verified_name)\n  {numbers}\n)\n"
+            f"or on ({keys})\n{expr}")
+
+
+# --------------------------------------------------------------------------- portfolio row
+
+
+LIMIT_TEXTS = {"250": "250 / day", "2000": "2K / day", "10000": "10K / day",
+               "100000": "100K / day", INFINITY: "unlimited"}
+LIMIT_COLORS = {"250": ORANGE, "2000": YELLOW, "10000": BLUE, "100000": GREEN,
+                INFINITY: GREEN}
+VERIFICATION_COLORS = {"verified": GREEN, "pending": BLUE, "pending_submission": BLUE,
+                       "pending_need_more_info": ORANGE, "not_verified": ORANGE,
+                       "rejected": RED, "failed": RED, "expired": RED, "revoked": RED,
+                       "ineligible": RED}
+
+
+def limit_mappings() -> list[dict[str, Any]]:
+    """Daily limits as tier names (+Inf: unlimited)."""
+    return value_mappings(LIMIT_COLORS, LIMIT_TEXTS)
+
+
+def portfolios() -> list[dict[str, Any]]:
+    portfolio_queries = [
+        target("max by (business_id, verification_status) "
+               f"(whatsapp_business_verification_status{{{NUM}}} == 1)",
                ref="A", instant=True, table=True),
-        target(f"max by (business_id) (whatsapp_business_registered_phone_numbers{{{NUM}}})",
+        target(f"max by (business_id, tier) (whatsapp_business_messaging_limit_tier{{{NUM}}} == 1)",
                ref="B", instant=True, table=True),
-        target(f"max by (business_id) (whatsapp_business_registered_phone_numbers_cap{{{NUM}}})",
+        target(f"whatsapp:business_messaging_limit_per_day:max{{{BIZ}}}",
                ref="C", instant=True, table=True),
+        target(f"max by (business_id) (whatsapp_business_phone_numbers{{{NUM}}})",
+               ref="D", instant=True, table=True),
+        target(f"max by (business_id) (whatsapp_business_registered_phone_numbers{{{NUM}}})",
+               ref="E", instant=True, table=True),
+        target(f"max by (business_id) (whatsapp_business_registered_phone_numbers_cap{{{NUM}}})",
+               ref="F", instant=True, table=True),
         target(f"max by (business_id) (whatsapp:business_registered_phone_numbers:headroom"
-               f"{{{BIZ}}})", ref="D", instant=True, table=True),
+               f"{{{BIZ}}})", ref="G", instant=True, table=True),
         target("max by (business_id, source) "
                f"(whatsapp_business_registered_phone_numbers_cap_info{{{NUM}}})",
-               ref="E", instant=True, table=True),
-    ]
-    number_queries = [
-        target(f"max by ({NUMBER_KEY}, display_phone_number, verified_name) "
-               f"(whatsapp_phone_number_info{{{NUM}}})", ref="A", instant=True, table=True),
-        target(by_number("status", "whatsapp_phone_number_status"),
-               ref="B", instant=True, table=True),
-        target(by_number("rating", "whatsapp_phone_number_quality_rating"),
-               ref="C", instant=True, table=True),
-        target(by_number("name_status", "whatsapp_phone_number_name_status"),
-               ref="D", instant=True, table=True),
-        target(by_number("level", "whatsapp_phone_number_throughput_level"),
-               ref="E", instant=True, table=True),
-        target(by_number("can_send_message", "whatsapp_phone_number_health_status"),
-               ref="F", instant=True, table=True),
-        target(by_number("tier", "whatsapp_phone_number_messaging_limit_tier"),
-               ref="G", instant=True, table=True),
-        target(f"max by ({NUMBER_KEY}) (whatsapp_phone_number_messaging_limit_per_day{{{NUM}}})",
                ref="H", instant=True, table=True),
-        target(f"max by ({NUMBER_KEY}) (whatsapp_phone_number_registered{{{NUM}}})",
-               ref="I", instant=True, table=True),
     ]
-    number_columns = [
-        ("business_id", "Business"), ("waba_id", "WABA"), ("phone_number_id", "Phone number ID"),
-        ("display_phone_number", "Number"), ("verified_name", "Verified name"),
-        ("status", "Status"), ("rating", "Quality"), ("name_status", "Name status"),
-        ("can_send_message", "Can send"), ("level", "Throughput"),
-        ("tier", "Messaging limit tier"), ("Value #H", "Limit per day"),
-        ("Value #I", "Registered"),
+    portfolio_columns = [
+        ("business_id", "Business"), ("verification_status", "Verification"),
+        ("tier", "Messaging limit tier"), ("Value #C", "Limit per day"),
+        ("Value #D", "Numbers"), ("Value #E", "Registered"), ("Value #F", "Cap"),
+        ("Value #G", "Headroom"), ("source", "Cap source"),
     ]
+    registered = f"max by (business_id) (whatsapp_business_registered_phone_numbers{{{NUM}}})"
+    cap = f"max by (business_id) (whatsapp_business_registered_phone_numbers_cap{{{NUM}}})"
     return [
         panel(
             "gauge", "Registration cap",
@@ -332,39 +419,302 @@ def per_business() -> list[dict[str, Any]]:
                                 orientation="auto", minVizHeight=75, minVizWidth=75,
                                 sizing="auto"),
         ),
-        panel(
-            "table", "Registration cap by business",
-            "Numbers, registered numbers, the cap and where it comes from (config, webhook, "
-            "inferred from verification or messaging limit, or default), and the free slots "
-            "(recording rule whatsapp:business_registered_phone_numbers:headroom).",
-            cap_queries, w=18, h=8,
-            defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"},
-                                 "filterable": False},
-                      "thresholds": thresholds((None, GREEN))},
-            overrides=[{"matcher": {"id": "byName", "options": "Headroom"}, "properties": [
-                {"id": "thresholds", "value": thresholds((None, RED), (1, ORANGE), (3, GREEN))},
-                {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-            ]}],
-            options={"showHeader": True, "cellHeight": "sm",
-                     "sortBy": [{"displayName": "Headroom", "desc": False}],
-                     "footer": {"show": False, "reducer": ["sum"], "fields": ""}},
-            transformations=[
-                {"id": "merge", "options": {}},
-                {"id": "organize", "options": {
-                    "excludeByName": {"Time": True, "Value #E": True},
-                    "indexByName": {"business_id": 0, "Value #A": 1, "Value #B": 2,
-                                    "Value #C": 3, "Value #D": 4, "source": 5},
-                    "renameByName": {"business_id": "Business", "Value #A": "Numbers",
-                                     "Value #B": "Registered", "Value #C": "Cap",
-                                     "Value #D": "Headroom", "source": "Cap source"},
-                }},
+        table(
+            "Business portfolios",
+            "One row per business portfolio: business verification "
+            "(whatsapp_business_verification_status), the messaging limit all its numbers share "
+            "since 7 Oct 2025 (whatsapp_business_messaging_limit_tier and the recording rule "
+            "whatsapp:business_messaging_limit_per_day:max), its numbers, registered numbers, "
+            "the registration cap and where it comes from (config, webhook, inferred or "
+            "default), and the free slots (whatsapp:business_registered_phone_numbers:headroom).",
+            portfolio_queries, columns=portfolio_columns, w=18, h=8,
+            exclude=("Value #A", "Value #B", "Value #H"), sort_by="Headroom",
+            overrides=[
+                cell_colors("Verification", VERIFICATION_COLORS, otherwise=ORANGE),
+                {"matcher": {"id": "byName", "options": "Limit per day"}, "properties": [
+                    {"id": "mappings", "value": limit_mappings()}]},
+                {"matcher": {"id": "byName", "options": "Headroom"}, "properties": [
+                    {"id": "thresholds",
+                     "value": thresholds((None, RED), (1, ORANGE), (3, GREEN))},
+                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                ]},
             ],
         ),
+        state_timeline(
+            "Shared messaging limit over time",
+            "The messaging limit each business portfolio's numbers share (unique users reached "
+            "outside customer-service windows per moving 24 h; recording rule "
+            "whatsapp:business_messaging_limit_per_day:max). A step down is unusual since "
+            "7 Oct 2025 (alert: WhatsAppMessagingLimitDecreased); Meta denies or defers a step "
+            "up with an account alert (WABAs row).",
+            f"whatsapp:business_messaging_limit_per_day:max{{{BIZ}}}",
+            legend="business {{business_id}}", mappings=limit_mappings(), w=12, h=8,
+        ),
+        timeseries(
+            "Registered numbers and cap over time",
+            "Registered numbers (solid) and the registration cap (dashed) of each business "
+            "portfolio.",
+            [target(registered, ref="A", legend="registered {{business_id}}"),
+             target(cap, ref="B", legend="cap {{business_id}}")],
+            unit="none", w=12,
+            overrides=[{"matcher": {"id": "byRegexp", "options": "^cap .*"}, "properties": [
+                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                {"id": "custom.fillOpacity", "value": 0},
+            ]}],
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- WABA row
+
+
+REVIEW_COLORS = {"APPROVED": GREEN, "PENDING": BLUE, "DEFERRED": ORANGE, "REJECTED": RED}
+BAN_COLORS = {"SCHEDULE_FOR_DISABLE": ORANGE, "DISABLE": RED, "REINSTATE": GREEN}
+SEVERITY_COLORS = {"CRITICAL": RED, "WARNING": ORANGE, "INFORMATIONAL": BLUE}
+
+
+def wabas() -> list[dict[str, Any]]:
+    restriction = f"whatsapp_waba_restriction_expiry_timestamp_seconds{{{NUM}}}"
+    alerts = f"whatsapp_account_alert_timestamp_seconds{{{NUM}}}"
+    alert_keys = "business_id, entity_type, entity_id, alert_type, alert_severity"
+    error_keys = f"{WABA_KEY}, entity_type, entity_id, error_code"
+    waba_queries = [
+        target(f"max by ({WABA_KEY}, name, ownership_type) (whatsapp_waba_info{{{NUM}}})",
+               ref="A", instant=True, table=True),
+        target(by_waba("status", "whatsapp_waba_account_review_status"),
+               ref="B", instant=True, table=True),
+        target(by_waba("can_send_message", "whatsapp_waba_health_status"),
+               ref="C", instant=True, table=True),
+        target(by_waba("state", "whatsapp_waba_ban_state"), ref="D", instant=True, table=True),
+        target(f"1000 * max by ({WABA_KEY}) "
+               f"(whatsapp_waba_ban_date_timestamp_seconds{{{NUM}}})",
+               ref="E", instant=True, table=True),
+        target(f"count by ({WABA_KEY}) ({restriction} > time())",
+               ref="F", instant=True, table=True),
+        target(f"1000 * min by ({WABA_KEY}) ({restriction} > time())",
+               ref="G", instant=True, table=True),
+        target(f"sum by ({WABA_KEY}) (whatsapp:phone_numbers:count{{{BIZ}}})",
+               ref="H", instant=True, table=True),
+        target(f"max by ({WABA_KEY}) (whatsapp_waba_phone_numbers_cap{{{NUM}}})",
+               ref="I", instant=True, table=True),
+    ]
+    waba_columns = [
+        ("business_id", "Business"), ("waba_id", "WABA"), ("name", "Name"),
+        ("ownership_type", "Ownership"), ("status", "Review"),
+        ("can_send_message", "Can send"), ("state", "Ban state"), ("Value #E", "Ban date"),
+        ("Value #F", "Restrictions"), ("Value #G", "Restricted until"),
+        ("Value #H", "Numbers"), ("Value #I", "Number cap"),
+    ]
+    return [
+        stat("WABAs", "WABAs of the selected businesses (whatsapp_waba_info).",
+             count_wabas(f"whatsapp_waba_info{{{NUM}}}"), steps=((None, BLUE),), w=3),
+        stat("Restricted",
+             "WABAs with an active restriction from Meta (account_update ACCOUNT_RESTRICTION; "
+             "alert: WhatsAppAccountRestricted).",
+             count_wabas(f"{restriction} > time()"), steps=((None, GREEN), (1, RED)), w=3),
+        stat("Scheduled for disabling",
+             "WABAs Meta has scheduled to disable (ban state SCHEDULE_FOR_DISABLE; alert: "
+             "WhatsAppAccountScheduledForDisable).",
+             count_wabas(f'whatsapp_waba_ban_state{{{NUM}, state="SCHEDULE_FOR_DISABLE"}} == 1'),
+             steps=((None, GREEN), (1, RED)), w=3),
+        stat("Disabled", "WABAs Meta has disabled (ban state DISABLE; alert: "
+             "WhatsAppAccountDisabled).",
+             count_wabas(f'whatsapp_waba_ban_state{{{NUM}, state="DISABLE"}} == 1'),
+             steps=((None, GREEN), (1, RED)), w=3),
+        stat("Review not APPROVED",
+             "WABAs whose account review status is not APPROVED (PENDING, DEFERRED, REJECTED; "
+             "alert: WhatsAppAccountReviewNotApproved). Only APPROVED is usable.",
+             count_wabas(f'whatsapp_waba_account_review_status{{{NUM}, status!="APPROVED"}} '
+                         "== 1"),
+             steps=((None, GREEN), (1, ORANGE)), w=3),
+        stat("WABA LIMITED or BLOCKED",
+             "WABAs whose own health_status entity is LIMITED or BLOCKED (every number of the "
+             "WABA is affected; see Health-status errors).",
+             count_wabas(f'whatsapp_waba_health_status{{{NUM}, '
+                         'can_send_message=~"LIMITED|BLOCKED"} == 1'),
+             steps=((None, GREEN), (1, RED)), w=3),
+        stat("Violations (7 days)",
+             "Policy violations Meta recorded in the last 7 days (account_update "
+             "ACCOUNT_VIOLATION; alert: WhatsAppAccountViolation).",
+             f"sum({VIOLATIONS_7D}) or vector(0)", steps=((None, GREEN), (1, ORANGE)), w=3),
+        stat("Account alerts (24 h)",
+             "account_alerts events of the last 24 hours (alert: WhatsAppAccountAlert), one per "
+             "entity and alert type.",
+             f"count({alerts} > time() - 86400) or vector(0)",
+             steps=((None, GREEN), (1, ORANGE)), w=3),
+        table(
+            "WABAs of the selected businesses",
+            "One row per WABA, from whatsapp_waba_info (name, ownership), the WABA node (account "
+            "review status, health_status of the WABA entity) and Meta's account webhooks "
+            "(ban state and date, active restrictions and the first to end); numbers from the "
+            "recording rule whatsapp:phone_numbers:count and the per-WABA number cap where a "
+            "business_capability_update gave one. Empty cells: nothing known.",
+            waba_queries, columns=waba_columns, w=24, h=10, filterable=True,
+            exclude=tuple(f"Value #{r}" for r in "ABCD"), sort_by="Review",
+            overrides=[
+                cell_colors("Review", REVIEW_COLORS, otherwise=ORANGE),
+                cell_colors("Can send", HEALTH_COLORS),
+                cell_colors("Ban state", BAN_COLORS),
+                time_column("Ban date"),
+                time_column("Restricted until"),
+                {"matcher": {"id": "byName", "options": "Restrictions"}, "properties": [
+                    {"id": "thresholds", "value": thresholds((None, GREEN), (1, RED))},
+                    {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                ]},
+            ],
+        ),
+        table(
+            "Active restrictions",
+            "Each active restriction (account_update ACCOUNT_RESTRICTION with restriction_info) "
+            "and when it ends; a restriction is gone once it has expired. Alert: "
+            "WhatsAppAccountRestricted.",
+            [target(with_waba_name(
+                f"1000 * max by ({WABA_KEY}, restriction_type) ({restriction} > time())"),
+                instant=True, table=True)],
+            columns=[("business_id", "Business"), ("waba_id", "WABA"), ("name", "Name"),
+                     ("restriction_type", "Restriction"), ("Value", "Ends")],
+            w=12, h=8, sort_by="Ends",
+            overrides=[time_column("Ends")],
+        ),
+        table(
+            "Ban state",
+            "The last ban state Meta sent for each WABA (account_update DISABLED_UPDATE) and "
+            "its date: the day the WABA will be disabled for SCHEDULE_FOR_DISABLE. Alerts: "
+            "WhatsAppAccountScheduledForDisable, WhatsAppAccountDisabled.",
+            [target(with_waba_name(by_waba("state", "whatsapp_waba_ban_state")), ref="A",
+                    instant=True, table=True),
+             target(f"1000 * max by ({WABA_KEY}) "
+                    f"(whatsapp_waba_ban_date_timestamp_seconds{{{NUM}}})",
+                    ref="B", instant=True, table=True)],
+            columns=[("business_id", "Business"), ("waba_id", "WABA"), ("name", "Name"),
+                     ("state", "Ban state"), ("Value #B", "Ban date")],
+            exclude=("Value #A",), w=12, h=8, sort_by="Ban state",
+            overrides=[cell_colors("Ban state", BAN_COLORS), time_column("Ban date")],
+        ),
+        table(
+            "Health-status errors",
+            "Each error of each health_status entity (business, WABA, phone number, app) that "
+            "is LIMITED or BLOCKED (whatsapp_health_status_error): who is blocked and Meta's "
+            "error code (the runbook lists the usual codes). A phone-number entity shows its "
+            "display number.",
+            [target(with_waba_name(with_number_name(
+                f"max by ({error_keys}) (whatsapp_health_status_error{{{NUM}}})", error_keys)),
+                instant=True, table=True)],
+            columns=[("business_id", "Business"), ("waba_id", "WABA"), ("name", "WABA name"),
+                     ("entity_type", "Entity"), ("entity_id", "Entity ID"),
+                     ("display_phone_number", "Number"), ("verified_name", "Verified name"),
+                     ("error_code", "Error code")],
+            exclude=("Value",), w=12, h=8, sort_by="Entity",
+        ),
+        panel(
+            "bargauge", "Violations in the last 7 days",
+            "Policy violations Meta recorded per WABA and violation type in the last 7 days "
+            "(whatsapp_waba_violations_total; a type first seen in that window counts in "
+            "full). Alert: WhatsAppAccountViolation.",
+            [target(with_waba_name(f"{VIOLATIONS_7D} > 0"),
+                    legend="{{name}} ({{waba_id}}): {{violation_type}}", instant=True)],
+            w=12, h=8,
+            defaults={"unit": "none", "min": 0, "decimals": 0,
+                      "color": {"mode": "thresholds"},
+                      "thresholds": thresholds((None, ORANGE), (3, RED))},
+            options=reduce_last(displayMode="basic", orientation="horizontal",
+                                showUnfilled=True, valueMode="color", namePlacement="left",
+                                minVizHeight=10, minVizWidth=0, maxVizHeight=300, sizing="auto"),
+        ),
+        table(
+            "Account alerts of the last 7 days",
+            "The last account_alerts event of each type for each entity (portfolio or phone "
+            "number) in the last 7 days: scaling deferred or denied, more verification needed, "
+            "OBA decisions, profile picture lost. Meta's text is in Business Support Home. "
+            "Alert: WhatsAppAccountAlert (24 h).",
+            [target(with_number_name(
+                f"1000 * max by ({alert_keys}) ({alerts} > time() - 7 * 86400)", alert_keys),
+                instant=True, table=True)],
+            columns=[("Value", "Time"), ("business_id", "Business"),
+                     ("entity_type", "Entity"), ("entity_id", "Entity ID"),
+                     ("display_phone_number", "Number"), ("alert_type", "Alert type"),
+                     ("alert_severity", "Severity")],
+            w=12, h=8, sort_by="Time", desc=True,
+            overrides=[time_column("Time"), cell_colors("Severity", SEVERITY_COLORS)],
+        ),
+        panel(
+            "bargauge", "WABA numbers / per-WABA cap",
+            "Phone numbers of each WABA (recording rule whatsapp:phone_numbers:count) as a "
+            "share of its own number cap (max_phone_numbers_per_waba from "
+            "business_capability_update), for the WABAs whose cap Meta announced. The "
+            "portfolio's registration cap is a separate limit (Business portfolios row).",
+            [target("sort_desc(\n  " + with_waba_name(
+                f"sum by ({WABA_KEY}) (whatsapp:phone_numbers:count{{{BIZ}}})\n"
+                f"/ on ({WABA_KEY})\n"
+                f"max by ({WABA_KEY}) (whatsapp_waba_phone_numbers_cap{{{NUM}}})")
+                .replace("\n", "\n  ") + "\n)",
+                legend="{{name}} ({{waba_id}})", instant=True)],
+            w=12, h=8,
+            defaults={"unit": "percentunit", "min": 0, "max": 1, "decimals": 0,
+                      "color": {"mode": "thresholds"},
+                      "thresholds": thresholds((None, GREEN), (0.8, ORANGE), (1, RED))},
+            options=reduce_last(displayMode="gradient", orientation="horizontal",
+                                showUnfilled=True, valueMode="color", namePlacement="left",
+                                minVizHeight=10, minVizWidth=0, maxVizHeight=300, sizing="auto"),
+        ),
+        panel(
+            "state-timeline", "Account events",
+            "The last account_update event of each type per WABA "
+            "(whatsapp_waba_account_event_timestamp_seconds): a bar starts when the event "
+            "arrived and shows its time; a new event of the same type starts a new bar. "
+            "Restrictions, violations, ban-state changes, offboarding and reconnection, partner "
+            "and deletion events.",
+            [target(with_waba_name(
+                f"1000 * max by ({WABA_KEY}, event) "
+                f"(whatsapp_waba_account_event_timestamp_seconds{{{NUM}}})"),
+                legend="{{name}} ({{waba_id}}): {{event}}")],
+            w=24, h=8,
+            defaults={"unit": "dateTimeAsIso", "color": {"mode": "fixed", "fixedColor": BLUE},
+                      "thresholds": thresholds((None, BLUE)),
+                      "custom": {"fillOpacity": 70, "lineWidth": 1}},
+            options={"mergeValues": True, "showValue": "auto", "alignValue": "left",
+                     "rowHeight": 0.8, "legend": {"displayMode": "list", "placement": "bottom",
+                                                  "showLegend": False},
+                     "tooltip": {"mode": "single", "sort": "none"}},
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def phone_numbers() -> list[dict[str, Any]]:
+    number_queries = [
+        target(f"max by ({NUMBER_KEY}, display_phone_number, verified_name) "
+               f"(whatsapp_phone_number_info{{{NUM}}})", ref="A", instant=True, table=True),
+        target(by_number("status", "whatsapp_phone_number_status"),
+               ref="B", instant=True, table=True),
+        target(by_number("rating", "whatsapp_phone_number_quality_rating"),
+               ref="C", instant=True, table=True),
+        target(by_number("name_status", "whatsapp_phone_number_name_status"),
+               ref="D", instant=True, table=True),
+        target(by_number("level", "whatsapp_phone_number_throughput_level"),
+               ref="E", instant=True, table=True),
+        target(by_number("can_send_message", "whatsapp_phone_number_health_status"),
+               ref="F", instant=True, table=True),
+        target(f"max by ({NUMBER_KEY}) (whatsapp_phone_number_registered{{{NUM}}})",
+               ref="G", instant=True, table=True),
+    ]
+    number_columns = [
+        ("business_id", "Business"), ("waba_id", "WABA"), ("phone_number_id", "Phone number ID"),
+        ("display_phone_number", "Number"), ("verified_name", "Verified name"),
+        ("status", "Status"), ("rating", "Quality"), ("name_status", "Name status"),
+        ("can_send_message", "Can send"), ("level", "Throughput"),
+        ("Value #G", "Registered"),
+    ]
+    return [
         panel(
             "table", "Phone numbers of the selected businesses",
             "One row per phone number: the current value of every StateSet, joined with "
             "whatsapp_phone_number_info for the display number and verified name. A field the "
-            "API did not return is empty. Filter a column with its header.",
+            "API did not return is empty. Filter a column with its header. The messaging "
+            "limit belongs to the portfolio (Business portfolios row); the per-number limit "
+            "families are deprecated.",
             number_queries, w=24, h=14,
             defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"},
                                  "filterable": True},
@@ -385,13 +735,15 @@ def per_business() -> list[dict[str, Any]]:
             transformations=[
                 {"id": "merge", "options": {}},
                 {"id": "organize", "options": {
-                    "excludeByName": {"Time": True, **{f"Value #{r}": True for r in "ABCDEFG"}},
+                    "excludeByName": {"Time": True, **{f"Value #{r}": True for r in "ABCDEF"}},
                     "indexByName": {name: i for i, (name, _) in enumerate(number_columns)},
                     "renameByName": dict(number_columns),
                 }},
             ],
         ),
     ]
+
+
 
 
 def history() -> list[dict[str, Any]]:
@@ -639,8 +991,8 @@ def dashboard() -> dict[str, Any]:
         "id": None,
         "uid": UID,
         "title": TITLE,
-        "description": "Health of WhatsApp Business phone numbers and business portfolios "
-                       "as exported by waba-monitor, and the health of the monitor itself.",
+        "description": "Health of WhatsApp Business portfolios, WABAs and phone numbers as "
+                       "exported by waba-monitor, and the health of the monitor itself.",
         "tags": ["waba-monitor", "whatsapp"],
         "timezone": "",
         "editable": True,
@@ -690,7 +1042,9 @@ def dashboard() -> dict[str, Any]:
         ]},
         "panels": layout([
             ("Fleet overview", fleet_overview()),
-            ("Per business", per_business()),
+            ("Business portfolios", portfolios()),
+            ("WABAs", wabas()),
+            ("Phone numbers", phone_numbers()),
             ("History of status and quality", history()),
             ("Monitor health", monitor_health()),
         ]),

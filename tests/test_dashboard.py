@@ -40,7 +40,7 @@ from tests.e2e.promql import (
     recording_rule_names,
     substitute,
 )
-from tests.e2e.stack import RunningProduct, prometheus_config
+from tests.e2e.stack import WEBHOOK_FAMILIES, RunningProduct, prometheus_config
 
 GRAFANA = ROOT / "grafana"
 GENERATOR = GRAFANA / "generate.py"
@@ -83,7 +83,8 @@ def test_dashboard_identity_and_schema(dashboard: dict[str, Any]) -> None:
     assert dashboard["title"]
     assert "__inputs" not in dashboard  # no import-time ${DS_...} placeholders
     assert [r["title"] for r in dashboard["panels"] if r["type"] == "row"] == [
-        "Fleet overview", "Per business", "History of status and quality", "Monitor health"]
+        "Fleet overview", "Business portfolios", "WABAs", "Phone numbers",
+        "History of status and quality", "Monitor health"]
 
 
 def test_template_variables(dashboard: dict[str, Any]) -> None:
@@ -167,11 +168,61 @@ def test_dashboard_uses_the_recording_rules(dashboard: dict[str, Any]) -> None:
                  "whatsapp_monitor:graph_requests:rate5m",
                  "whatsapp_monitor:graph_request_errors:rate5m",
                  "whatsapp_monitor:waba_data_age:seconds",
-                 "whatsapp_monitor:graph_business_use_case_usage_ratio:max"):
+                 "whatsapp_monitor:graph_business_use_case_usage_ratio:max",
+                 "whatsapp:business_messaging_limit_per_day:max",
+                 "whatsapp:phone_numbers:count"):
         assert rule in used, rule
     # Where a recording rule exists, the dashboard does not recompute it from the raw metric.
     assert "whatsapp_monitor_poll_duration_seconds_bucket" not in used
     assert "whatsapp_monitor_graph_requests_total" not in used
+
+
+PORTFOLIO_AND_WABA_FAMILIES = (
+    "whatsapp_business_messaging_limit_tier",
+    "whatsapp_business_verification_status",
+    "whatsapp_business_registered_phone_numbers",
+    "whatsapp_business_registered_phone_numbers_cap",
+    "whatsapp_business_registered_phone_numbers_cap_info",
+    "whatsapp_account_alert_timestamp_seconds",
+    "whatsapp_waba_info",
+    "whatsapp_waba_account_review_status",
+    "whatsapp_waba_health_status",
+    "whatsapp_health_status_error",
+    "whatsapp_waba_ban_state",
+    "whatsapp_waba_ban_date_timestamp_seconds",
+    "whatsapp_waba_restriction_expiry_timestamp_seconds",
+    "whatsapp_waba_violations_total",
+    "whatsapp_waba_account_event_timestamp_seconds",
+    "whatsapp_waba_phone_numbers_cap",
+)
+
+
+def test_dashboard_shows_the_portfolio_and_waba_families(dashboard: dict[str, Any]) -> None:
+    """Every business-portfolio and WABA family has a panel, and no panel reads the
+    deprecated per-number messaging-limit families (one portfolio value on every number)."""
+    used = set().union(*(metric_names(substitute(q.expr, PARSE_VALUES))
+                         for q in dashboard_queries(dashboard)))
+    assert not set(WEBHOOK_FAMILIES) - set(PORTFOLIO_AND_WABA_FAMILIES)
+    missing = [name for name in PORTFOLIO_AND_WABA_FAMILIES if name not in used]
+    assert not missing, f"no panel reads {missing}"
+    deprecated = {"whatsapp_phone_number_messaging_limit_tier",
+                  "whatsapp_phone_number_messaging_limit_per_day"}
+    assert not used & deprecated, sorted(used & deprecated)
+    by_row: dict[str, set[str]] = {}
+    row = ""
+    for p in dashboard["panels"]:
+        if p["type"] == "row":
+            row = p["title"]
+            continue
+        for t in p["targets"]:
+            by_row.setdefault(row, set()).update(
+                metric_names(substitute(t["expr"], PARSE_VALUES)))
+    assert {"whatsapp_business_verification_status", "whatsapp_business_messaging_limit_tier",
+            "whatsapp:business_messaging_limit_per_day:max",
+            "whatsapp_business_registered_phone_numbers_cap"} <= by_row["Business portfolios"]
+    assert {"whatsapp_waba_account_review_status", "whatsapp_waba_ban_state",
+            "whatsapp_waba_restriction_expiry_timestamp_seconds",
+            "whatsapp_health_status_error"} <= by_row["WABAs"]
 
 
 def test_metric_name_extraction() -> None:
@@ -185,6 +236,11 @@ def test_metric_name_extraction() -> None:
         "whatsapp:phone_numbers:count_by_status", "metric_a", "metric_b_total"}
     assert substitute("x{a=~\"$job\", b=~\"${business_id}\"}[$__range]", PARSE_VALUES) == \
         'x{a=~".*", b=~".*"}[1h]'
+    # label_replace's group reference is not a Grafana variable; a misspelt variable is.
+    assert substitute('label_replace(x{a=~"$job"}, "b", "$1", "c", "(.+)")', PARSE_VALUES) == \
+        'label_replace(x{a=~".*"}, "b", "$1", "c", "(.+)")'
+    with pytest.raises(KeyError):
+        substitute("x{a=~\"$jobs\"}", PARSE_VALUES)
 
 
 # --------------------------------------------------------------------------- (b) PromQL parses
@@ -229,21 +285,34 @@ def test_every_expression_parses_in_prometheus(dashboard: dict[str, Any],
 @pytest.fixture(scope="module")
 def real_metrics(tmp_path_factory: pytest.TempPathFactory) -> str:
     """/metrics of the daemon polling the demo simulator, after one Graph error (so the
-    error counter, which exists only once an error happened, is in it)."""
+    error counter, which exists only once an error happened, is in it) and after the account
+    actions' signed webhooks (the WABA and portfolio facts only webhooks carry)."""
     scenario = builtin_scenario("demo")
     waba_id = [w.id for _, w in scenario.wabas()][-1]
     fault = Fault(target=waba_id, kind="http_error", status=500, count=1)
     workdir = tmp_path_factory.mktemp("daemon-metrics")
     with RunningProduct(workdir, scenario, faults=[fault]) as product:
-        def scrape() -> str | None:
+        product.run_account_actions()
+
+        def get() -> str:
             status, text = http_json("GET", f"{product.daemon_url}/metrics")
             assert status == 200
+            return str(text)
+
+        def missing(text: str) -> list[str]:
+            return [name for name in WEBHOOK_FAMILIES if f"\n{name}{{" not in text]
+
+        def scrape() -> str | None:
+            text = get()
             ok = ("\nwhatsapp_monitor_graph_request_errors_total{" in text
-                  and "\nwhatsapp_monitor_poll_duration_seconds_count" in text)
+                  and "\nwhatsapp_monitor_poll_duration_seconds_count" in text
+                  and not missing(text))
             return text if ok else None
 
-        text: str = wait_until(scrape, timeout=20,
-                               message="the daemon's /metrics never showed a Graph error")
+        text: str = wait_until(
+            scrape, timeout=20,
+            message=lambda: "the daemon's /metrics never showed a Graph error and every "
+                            f"webhook family; missing: {missing(get())}")
     return text
 
 

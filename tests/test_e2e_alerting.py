@@ -175,6 +175,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                                    f"{product.daemon_address}\n{prometheus.log_tail()}")
         _, am_status = http_json("GET", f"{alertmanager.url}/api/v2/status")
         assert product.receiver.url in am_status["config"]["original"]
+        # Restrictions, ban states, violations, account events and alerts exist only in
+        # Meta's webhooks: the simulator sends them, signed, for these actions.
+        product.run_account_actions()
         yield s
 
 
@@ -283,7 +286,10 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     business (concrete values, so a wrong label name in a matcher finds nothing), returns a
     non-empty result. Every panel of the demo has data: the demo fleet has numbers in bad
     states, the fixture injected a Graph error, and the queries that count things that may
-    be zero (businesses at the cap, WABAs failing) end in `or vector(0)`."""
+    be zero (businesses at the cap, WABAs failing) end in `or vector(0)`. The WABA and
+    portfolio panels have data because the fixture's account actions reached the daemon as
+    signed webhooks (a restriction, a violation, a WABA scheduled for disabling, account
+    events and alerts, a per-WABA cap)."""
     values = {**PARSE_VALUES, "job": stack.job,
               "business_id": "|".join(b.id for b in stack.scenario.businesses)}
     pending = {q.where: substitute(q.expr, values)

@@ -92,6 +92,8 @@ def substitute(expr: str, values: Mapping[str, str]) -> str:
 
     def replace(match: re.Match[str]) -> str:
         name = next(g for g in match.groups() if g)
+        if name.isdigit():  # label_replace's $1: Grafana leaves what is not a variable
+            return match.group(0)
         if name not in values:
             raise KeyError(f"unknown template variable {name!r} in {expr!r}")
         return values[name]

@@ -1,6 +1,12 @@
 """The product for end-to-end tests: the Graph API simulator, the daemon and a webhook receiver,
 served from one asyncio loop in a background thread.
 
+The daemon has an app secret and is the simulator's webhook target (registered through the
+simulator's control API, ``POST /_sim/webhooks/target``, as an operator subscribes the callback
+URL): every change the simulator announces reaches the daemon as a signed Meta webhook, the
+account facts that only webhooks carry (restrictions, ban states, violations, account events
+and alerts, per-WABA caps) included. ``run_account_actions`` produces one of each.
+
 A background loop keeps serving while the test thread blocks (waiting on Prometheus,
 Alertmanager or ``time.sleep``), so Prometheus' scrapes and Alertmanager's notifications are
 answered at any time, between tests too. Tests change the simulated fleet through the
@@ -26,10 +32,41 @@ from aiohttp import web
 from monitor.config import load_settings
 from monitor.runtime import Runtime
 from monitor.simulator import Fault, Scenario, World, start_simulator
-from tests.e2e.procs import http_json
+from tests.e2e.procs import http_json, wait_until
 
 T = TypeVar("T")
 DEMO_TOKEN = "demo-token"
+APP_SECRET = "e2e-app-secret"  # signs the simulator's webhooks to the daemon
+
+# Account actions on the demo scenario (POST /_sim/actions), each announced by a signed webhook,
+# so that every WABA and portfolio family has data. They leave alone the WABA and numbers the
+# alerting tests change (tests/test_e2e_alerting.py: a steady number of the main WABA and the
+# business with the fewest registered numbers, Helix).
+ACCOUNT_ACTIONS: tuple[dict[str, Any], ...] = (
+    {"action": "restrict_waba", "waba": "200000000000005",
+     "restriction_types": ["RESTRICTED_BIZ_INITIATED_MESSAGING"], "expires_in": "168h",
+     "remediation": "Review the WhatsApp Business Messaging Policy."},
+    {"action": "record_violation", "waba": "200000000000006", "violation_type": "SCAM"},
+    {"action": "ban_waba", "waba": "200000000000006", "state": "SCHEDULE_FOR_DISABLE"},
+    {"action": "review_waba", "waba": "200000000000007", "decision": "PENDING"},
+    {"action": "account_event", "waba": "200000000000005", "event": "ACCOUNT_OFFBOARDED"},
+    {"action": "account_event", "waba": "200000000000005", "event": "ACCOUNT_RECONNECTED"},
+    {"action": "account_alert", "entity_type": "BUSINESS", "entity_id": "100000000000002",
+     "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED", "alert_severity": "WARNING"},
+    {"action": "account_alert", "entity_type": "PHONE_NUMBER", "entity_id": "300000000000005",
+     "alert_type": "PROFILE_PICTURE_LOST", "alert_severity": "INFORMATIONAL"},
+    {"action": "set_business", "business": "100000000000002", "max_phone_numbers_per_waba": 25},
+)
+# What only those webhooks produce: the daemon's /metrics has a sample of each afterwards.
+WEBHOOK_FAMILIES: tuple[str, ...] = (
+    "whatsapp_waba_restriction_expiry_timestamp_seconds",
+    "whatsapp_waba_violations_total",
+    "whatsapp_waba_ban_state",
+    "whatsapp_waba_ban_date_timestamp_seconds",
+    "whatsapp_waba_account_event_timestamp_seconds",
+    "whatsapp_account_alert_timestamp_seconds",
+    "whatsapp_waba_phone_numbers_cap",
+)
 
 
 class LoopThread:
@@ -118,10 +155,34 @@ class Product:
     daemon_url: str
     receiver: WebhookReceiver
     config_path: Path
+    webhook_path: str
 
     @property
     def daemon_address(self) -> str:
         return self.daemon_url.removeprefix("http://")
+
+    def subscribe_webhooks(self) -> None:
+        """Make the daemon the simulator's webhook target, signed with APP_SECRET."""
+        answer = self.control("POST", "/_sim/webhooks/target", {
+            "url": f"{self.daemon_url}{self.webhook_path}", "app_secret": APP_SECRET})
+        assert answer == {"target_set": True}, answer
+
+    def run_account_actions(self) -> None:
+        """Perform ACCOUNT_ACTIONS and wait until the simulator delivered their webhooks, each
+        answered 200 by the daemon."""
+        before = len(self.control("GET", "/_sim/webhooks/sent")["sent"])
+        queued = sum(self.control("POST", "/_sim/actions", dict(action))["webhooks_queued"]
+                     for action in ACCOUNT_ACTIONS)
+        assert queued >= len(ACCOUNT_ACTIONS), f"only {queued} webhooks queued: no target?"
+
+        def delivered() -> list[dict[str, Any]] | None:
+            sent: list[dict[str, Any]] = self.control("GET", "/_sim/webhooks/sent")["sent"]
+            return sent[before:] if len(sent) - before >= queued else None
+
+        sent = wait_until(delivered, timeout=20,
+                          message="the simulator did not deliver the account webhooks")
+        refused = [s for s in sent if s["status"] != 200]
+        assert not refused, f"the daemon refused webhooks: {refused}"
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         """Call the simulator's control API; fails the test on an error status."""
@@ -173,11 +234,12 @@ class RunningProduct:
         config_path.write_text(yaml.safe_dump(
             daemon_config(sim_url, self._scenario, caps=self._caps)))
         settings = load_settings(config_path, environ={})
-        runtime = Runtime(settings, access_token=DEMO_TOKEN, port=0)
+        runtime = Runtime(settings, access_token=DEMO_TOKEN, app_secret=APP_SECRET, port=0)
         await runtime.start()
         self._cleanups.append(runtime.stop)
         return Product(world=world, sim_url=sim_url, daemon_url=runtime.url,
-                       receiver=receiver, config_path=config_path)
+                       receiver=receiver, config_path=config_path,
+                       webhook_path=settings.webhooks.path)
 
     async def _stop(self) -> None:
         errors: list[BaseException] = []
@@ -195,6 +257,7 @@ class RunningProduct:
         try:
             product = self._loop.run(self._start())
             wait_daemon_ready(product.daemon_url)
+            product.subscribe_webhooks()
         except BaseException:
             self._close()
             raise
