@@ -281,6 +281,53 @@ def test_registration_cap_reached_fires_and_resolves(stack: Stack) -> None:
     assert resolved["labels"] == labels
 
 
+ACCOUNT_WABA = "200000000000008"  # untouched by the stack's own account actions
+
+
+def test_account_restricted_fires_from_a_signed_webhook_and_resolves_at_expiry(
+        stack: Stack) -> None:
+    """Only a webhook tells of a restriction: the simulator signs and sends account_update,
+    the daemon commits it, Prometheus fires, and the alert resolves when it expires."""
+    restricted = time.time()
+    stack.product.control("POST", "/_sim/actions", {
+        "action": "restrict_waba", "waba": ACCOUNT_WABA,
+        "restriction_types": ["RESTRICTED_CUSTOMER_INITIATED_MESSAGING"], "expires_in": "20s"})
+    notification, alert = stack.wait_for_alert(
+        "WhatsAppAccountRestricted", "firing", since=restricted, waba_id=ACCOUNT_WABA)
+    labels = alert["labels"]
+    assert labels["severity"] == "critical"
+    assert labels["restriction_type"] == "RESTRICTED_CUSTOMER_INITIATED_MESSAGING"
+    assert notification.payload["receiver"] == "page"
+    description = " ".join(alert["annotations"]["description"].split())
+    assert ACCOUNT_WABA in description and "Payments" in description  # the WABA's name
+    _, resolved = stack.wait_for_alert("WhatsAppAccountRestricted", "resolved",
+                                       since=restricted + 20, waba_id=ACCOUNT_WABA)
+    assert resolved["labels"] == labels
+
+
+def test_account_scheduled_for_disable_fires_from_a_signed_webhook_and_resolves(
+        stack: Stack) -> None:
+    scheduled = time.time()
+    stack.product.control("POST", "/_sim/actions", {
+        "action": "ban_waba", "waba": ACCOUNT_WABA, "state": "SCHEDULE_FOR_DISABLE",
+        "date": "March 3, 2031"})
+    try:
+        notification, alert = stack.wait_for_alert(
+            "WhatsAppAccountScheduledForDisable", "firing", since=scheduled,
+            waba_id=ACCOUNT_WABA)
+        assert alert["labels"]["severity"] == "critical"
+        assert notification.payload["receiver"] == "page"
+        description = " ".join(alert["annotations"]["description"].split())
+        assert "2031" in description  # says the date
+    finally:
+        reinstated = time.time()
+        stack.product.control("POST", "/_sim/actions", {
+            "action": "ban_waba", "waba": ACCOUNT_WABA, "state": "REINSTATE"})
+    _, resolved = stack.wait_for_alert("WhatsAppAccountScheduledForDisable", "resolved",
+                                       since=reinstated, waba_id=ACCOUNT_WABA)
+    assert resolved["labels"]["waba_id"] == ACCOUNT_WABA
+
+
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     """Each dashboard expression, with the variables set to this stack's job and every
     business (concrete values, so a wrong label name in a matcher finds nothing), returns a

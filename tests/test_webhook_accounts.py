@@ -312,3 +312,10 @@ def test_quality_update_is_throughput_and_carries_the_portfolio_limit(
     assert outcome.details["legacy_event"] is (value["event"] in ("DOWNGRADE", "FLAGGED"))
     assert sink.limits == ([] if limit is None else [(WABA, *limit)])
     assert sink.repolls == [(WABA, "phone_number_quality_update")]
+
+
+def test_an_alert_with_status_none_raises_nothing(sink: FakeSink) -> None:
+    value = alert("BUSINESS", BUSINESS, "OBA_REJECTED", "CRITICAL")
+    value["alert_info"]["alert_status"] = "NONE"
+    outcome = deliver(sink, "account_alerts", value)
+    assert outcome.result == "ignored" and sink.staged_alerts == []

@@ -51,6 +51,8 @@ def handle(change: WebhookChange, sink: WebhookSink) -> Outcome:
         return Outcome.invalid("alert_info.alert_type or entity_type missing", **details)
     details["known_event"] = alert.alert_type in ALERT_TYPES
     details["alert_severity"] = alert.alert_severity
+    if alert.alert_status == "NONE":  # nothing active: it must not raise an alert for a day
+        return Outcome.ignored("alert_status NONE", **details)
     if business is None:
         return Outcome.ignored("WABA not watched by this process", **details)
     sink.stage_account_alert(alert)
