@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -51,6 +51,18 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, int | float | bool) or value is None:
         return value
     return redact(str(value))
+
+
+def scrub_payload(value: Any) -> Any:
+    """A JSON-like payload with every registered secret masked in its strings: what a
+    webhook says may become a label, and a secret must never become one."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: scrub_payload(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_payload(v) for v in value]
+    return value
 
 
 def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

@@ -8,9 +8,11 @@ other field is ``other``, to bound label cardinality), and pre-sets that label's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from monitor.logs import scrub_payload
 from monitor.webhooks.contract import Handler, Outcome, WebhookSink
 from monitor.webhooks.envelope import WABA_OBJECT, WebhookChange, is_waba_id, log_text
 from monitor.webhooks.handlers import (
@@ -57,4 +59,5 @@ def dispatch(change: WebhookChange, sink: WebhookSink) -> Outcome:
         return Outcome.ignored("field not handled")
     if not is_waba_id(change.waba_id):
         return Outcome.invalid("entry id is not a WABA id")
-    return handler(change, sink)
+    # Values may become labels: a secret of ours in them is masked first.
+    return handler(dataclasses.replace(change, value=scrub_payload(change.value)), sink)
