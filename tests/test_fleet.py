@@ -165,3 +165,30 @@ def test_a_listed_client_waba_counts_toward_its_owner(tmp_path: Path) -> None:
     again = Fleet(settings(tmp_path, [{"id": "1", "wabas": ["11", "12"]}]))
     again.restore([(Target("7", "11"), "1")])  # the attribution survives a restart
     assert again.desired()["11"].business_id == "7"
+
+
+async def test_a_configured_client_waba_counts_toward_its_owner_through_the_real_poll(
+    start_sim: Any, make_client: Any, metrics: Any, tmp_path: Path
+) -> None:
+    """A Solution Provider lists its client's WABA: after the WABA node is read, the WABA
+    carries the owner's business_id and counts toward the owner's registered numbers."""
+    from monitor.daemon import Monitor
+    from monitor.simulator import builtin_scenario
+    from monitor.store import Store
+
+    scenario = builtin_scenario("demo")
+    provider = next(b for b in scenario.businesses if b.client_wabas)
+    client_waba = provider.client_wabas[0]
+    owner = next(b for b in scenario.businesses if any(w.id == client_waba for w in b.wabas))
+    sim = await start_sim(scenario)
+    config = settings(tmp_path, [{"id": provider.id, "wabas": [client_waba]}],
+                      graph={"base_url": sim.url})
+    monitor = Monitor(config, make_client(sim, token="demo-token"), Store(), metrics)
+    await monitor.run_once()
+    waba = monitor.store.waba(client_waba)
+    assert waba is not None and (waba.business_id, waba.via) == (owner.id, provider.id)
+    registered = sum(1 for n in waba.numbers if n.registered)
+    summary = monitor.store.summary(owner.id)
+    assert summary is not None and summary.registered == registered > 0
+    provider_summary = monitor.store.summary(provider.id)
+    assert provider_summary is not None and provider_summary.registered == 0
