@@ -177,6 +177,10 @@ class WabaFacts:
     review_status: str | None = None
     review_at: float | None = None
     phone_numbers_cap: int | None = None
+    # phone_number_id -> security event (PIN_CHANGED, PIN_RESET_REQUEST, ...) -> last time
+    security_events: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # phone_number_id -> (decision, rejection reason) of the last display-name decision
+    name_decisions: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     applied: tuple[str, ...] = ()  # keys of the last changes applied: redeliveries after a
     # restart (Meta retries for days) are recognised, so counters do not count twice
 
@@ -209,6 +213,7 @@ class AccountAlert:
 
 
 APPLIED_KEYS = 64  # change keys remembered per WABA
+MAX_NAME_DECISIONS = 10_000  # numbers per WABA whose security or name facts are kept
 MAX_EVENT_KINDS = 64  # distinct event / violation types kept per WABA (labels stay bounded)
 
 
@@ -267,6 +272,29 @@ def _merge_restrictions(old: tuple[Restriction, ...],
     return tuple(merged[k] for k in sorted(merged))
 
 
+def record_security_event(facts: WabaFacts, phone_number_id: str, event: str,
+                          at: float) -> WabaFacts:
+    """The last time of each security event of a number (bounded per WABA)."""
+    numbers = dict(facts.security_events)
+    events = dict(numbers.get(phone_number_id, {}))
+    if (phone_number_id not in numbers and len(numbers) >= MAX_NAME_DECISIONS) or not _bounded(
+            events, event):
+        return facts
+    events[event] = max(at, events.get(event, at))
+    numbers[phone_number_id] = events
+    return replace(facts, security_events=numbers)
+
+
+def record_name_decision(facts: WabaFacts, phone_number_id: str, decision: str,
+                         reason: str | None) -> WabaFacts:
+    """The last display-name decision of a number, with Meta's rejection reason."""
+    decisions = dict(facts.name_decisions)
+    if phone_number_id not in decisions and len(decisions) >= MAX_NAME_DECISIONS:
+        return facts
+    decisions[phone_number_id] = (decision, reason)
+    return replace(facts, name_decisions=decisions)
+
+
 def apply_review(facts: WabaFacts, value: Mapping[str, Any], at: float) -> WabaFacts | None:
     """``account_review_update``: the decision applies at once; None if it has none."""
     decision = text(value.get("decision"))
@@ -315,6 +343,8 @@ def facts_to_json(facts: WabaFacts) -> dict[str, Any]:
         "violations": dict(facts.violations), "events": dict(facts.events),
         "review_status": facts.review_status, "review_at": facts.review_at,
         "phone_numbers_cap": facts.phone_numbers_cap, "applied": list(facts.applied),
+        "security_events": {k: dict(v) for k, v in facts.security_events.items()},
+        "name_decisions": {k: list(v) for k, v in facts.name_decisions.items()},
     }
 
 
@@ -330,4 +360,8 @@ def facts_from_json(raw: Mapping[str, Any]) -> WabaFacts:
         review_status=raw.get("review_status"), review_at=raw.get("review_at"),
         phone_numbers_cap=raw.get("phone_numbers_cap"),
         applied=tuple(str(k) for k in raw.get("applied") or ()),
+        security_events={str(n): {str(e): float(t) for e, t in events.items()}
+                         for n, events in (raw.get("security_events") or {}).items()},
+        name_decisions={str(n): (str(d[0]), None if d[1] is None else str(d[1]))
+                        for n, d in (raw.get("name_decisions") or {}).items()},
     )

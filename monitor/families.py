@@ -263,6 +263,15 @@ def _identity_checks(account: WabaAccount) -> Iterator[Sample]:
         yield (number_id,), 1 if account.identity_checks[number_id] else 0
 
 
+def _security_events(account: WabaAccount) -> Iterator[Sample]:
+    if account.facts is not None:
+        known = {n.id for n in account.state.numbers}
+        events = account.facts.security_events
+        for number_id in sorted(n for n in events if n in known):
+            for event in sorted(events[number_id]):
+                yield (number_id, event), events[number_id][event]
+
+
 def _alert(alert: AccountAlert) -> Iterator[Sample]:
     yield (alert.entity_type, alert.entity_id, alert.alert_type, alert.alert_severity), alert.at
 
@@ -411,6 +420,10 @@ FAMILIES: tuple[Family[Any], ...] = (
            "1 when the number's identity change check (user_identity_change) is on, 0 when "
            "off; absent until read or when its settings cannot be read. Read every "
            "schedule.settings_interval.", WABA_ACCOUNT, ("phone_number_id",), _identity_checks),
+    Family("whatsapp_phone_number_security_event_timestamp_seconds", "gauge",
+           "Unix time of the last security webhook of each event for the number (PIN_CHANGED, "
+           "PIN_RESET_REQUEST, PIN_REQUEST_SUCCESS, ...)." + _WEBHOOK_FACT, WABA_ACCOUNT,
+           ("phone_number_id", "event"), _security_events),
     Family("whatsapp_waba_phone_numbers_cap", "gauge",
            "How many phone numbers the WABA may have (max_phone_numbers_per_waba from "
            "business_capability_update; not the portfolio's registration cap)."

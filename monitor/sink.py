@@ -38,7 +38,11 @@ from monitor.scheduler import Jobs
 from monitor.state import StateWriter
 from monitor.store import Store
 
-__all__ = ["StagingSink"]
+__all__ = ["NAME_STATUS_OF", "StagingSink"]
+
+# phone_number_name_update decisions as the name_status enum spells them.
+NAME_STATUS_OF = {"APPROVED": "APPROVED", "REJECTED": "DECLINED", "PENDING": "PENDING_REVIEW",
+                  "DEFERRED": "DEFERRED"}
 
 log = structlog.get_logger("monitor.sink")
 
@@ -200,8 +204,10 @@ class StagingSink:
         """Put what was written in the store, and unstage each value nothing newer replaced."""
         staged = self._staged
         for waba_id, item in batch.facts.items():
+            before = self._committed.get(waba_id)
             self._committed[waba_id] = item.value[1]
             self._store.put_waba_facts(waba_id, item.value[1])
+            self._apply_name_decisions(waba_id, before, item.value[1])
             if staged.facts.get(waba_id) is item:
                 del staged.facts[waba_id]
         for key, alert in batch.alerts.items():
@@ -212,6 +218,22 @@ class StagingSink:
             self._show_cap(cap.value)
             if staged.caps.get(business_id) is cap:
                 del staged.caps[business_id]
+
+    def _apply_name_decisions(self, waba_id: str, before: WabaFacts | None,
+                              after: WabaFacts) -> None:
+        """A display-name decision shows at once as the number's ``new_name_status`` (the
+        next poll reads Meta's own value again)."""
+        old = before.name_decisions if before is not None else {}
+        changed = {n: d for n, d in after.name_decisions.items() if old.get(n) != d}
+        state = self._store.waba(waba_id)
+        if not changed or state is None:
+            return
+        numbers = tuple(
+            dataclasses.replace(n, new_name_status=NAME_STATUS_OF.get(
+                changed[n.id][0], changed[n.id][0])) if n.id in changed else n
+            for n in state.numbers)
+        if numbers != state.numbers:
+            self._store.put_waba(dataclasses.replace(state, numbers=numbers))
 
     def _on_waba(self, state: WabaState, _: object) -> None:
         """A WABA put in the store: show its committed facts if the store has none yet."""

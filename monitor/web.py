@@ -7,6 +7,7 @@ finished, plus the small self-metrics registry.
 from __future__ import annotations
 
 import gzip
+import heapq
 import html
 import time
 from collections.abc import Awaitable, Callable
@@ -149,6 +150,46 @@ def _waba_rows(waba: WabaState, now: float, *, problems_only: bool = False,
     return rows
 
 
+RECENTLY_ONBOARDED = 10
+STUCK_PENDING_AFTER = 86_400.0  # a number still PENDING this long after onboarding is stuck
+
+
+def _onboarding(store: Store, at: float) -> list[str]:
+    """The most recently onboarded numbers, and those stuck PENDING a day after it."""
+    rows = [(n.last_onboarded, w, n) for w in store.wabas() for n in w.numbers
+            if n.last_onboarded is not None]
+    if not rows:
+        return []
+    recent = heapq.nlargest(RECENTLY_ONBOARDED, rows, key=lambda r: r[0])
+    stuck = [r for r in rows if r[2].status == "PENDING" and at - r[0] > STUCK_PENDING_AFTER]
+    out = ["<h2>Onboarding</h2>"]
+    for title, found in (("Recently onboarded", recent),
+                         ("Still PENDING more than a day after onboarding", stuck)):
+        if not found:
+            continue
+        out.append(f"<h3>{title}</h3><table><tr><th>Onboarded</th><th>Number</th>"
+                   "<th>Verified name</th><th>Status</th><th>WABA</th></tr>")
+        out.extend(f"<tr><td>{_ago(when, at)}</td><td>{_cell(n.display_phone_number or n.id)}"
+                   f"</td><td>{_cell(n.verified_name)}</td><td>{_cell(n.status)}</td>"
+                   f"<td>{_cell(w.waba_id)}</td></tr>" for when, w, n in found)
+        out.append("</table>")
+    return out
+
+
+def _name_decisions(store: Store) -> list[str]:
+    """Display-name decisions told by webhook, with Meta's rejection reason."""
+    out: list[str] = []
+    for waba in store.wabas():
+        facts = store.waba_facts(waba.waba_id)
+        if facts is None or not facts.name_decisions:
+            continue
+        names = {n.id: n.display_phone_number or n.id for n in waba.numbers}
+        out.extend(f"<li>{_cell(names.get(number, number))} (WABA {_cell(waba.waba_id)}): "
+                   f"{_cell(decision)}" + (f", reason {_cell(reason)}" if reason else "")
+                   + "</li>" for number, (decision, reason) in facts.name_decisions.items())
+    return ["<h2>Display-name decisions</h2><ul>", *out, "</ul>"] if out else []
+
+
 def landing_page(store: Store, now: Callable[[], float] = time.time) -> str:
     at = now()
     problems_only = sum(len(w.numbers) for w in store.wabas()) > FULL_PAGE_NUMBERS
@@ -197,6 +238,8 @@ def landing_page(store: Store, now: Callable[[], float] = time.time) -> str:
         parts.append("</table>")
     if not store.businesses():
         parts.append("<p>No business configured.</p>")
+    parts.extend(_onboarding(store, at))
+    parts.extend(_name_decisions(store))
     recent = list(store.recent)[:20]
     if recent:
         parts.append("<h2>Latest changes</h2><table><tr><th>When</th><th>Business</th>"

@@ -280,3 +280,27 @@ def test_status_page_shows_portfolio_and_waba_health() -> None:
     assert "WABA scheduled for disabling on May 2, 2030" in page
     assert "&lt;b&gt;Acme&lt;/b&gt;" in page and "<b>Acme</b>" not in page
     assert "listed under business 555" in page
+
+
+def test_status_page_lists_onboarding_and_name_decisions() -> None:
+    from monitor.accounts import record_name_decision
+    from monitor.web import landing_page
+
+    now = 10 * 86_400.0
+    store = Store(clock=lambda: now)
+    store.put_business(BusinessState("101"))
+    numbers = (PhoneNumber("1", display_phone_number="+1 555 0001", status="PENDING",
+                           last_onboarded=now - 2 * 86_400),
+               PhoneNumber("2", display_phone_number="+1 555 0002", status="CONNECTED",
+                           last_onboarded=now - 600),
+               PhoneNumber("3", display_phone_number="+1 555 0003", status="PENDING",
+                           last_onboarded=now - 3_600))
+    store.put_waba(WabaState("101", "201", numbers=numbers, up=True, polled=True))
+    store.put_waba_facts("201", record_name_decision(WabaFacts(), "2", "REJECTED",
+                                                     "NAME_FORMAT_UNACCEPTABLE"))
+    page = landing_page(store, now=lambda: now)
+    recent = page.split("Recently onboarded", 1)[1].split("</table>", 1)[0]
+    assert recent.index("+1 555 0002") < recent.index("+1 555 0003") < recent.index("+1 555 0001")
+    stuck = page.split("Still PENDING more than a day", 1)[1].split("</table>", 1)[0]
+    assert "+1 555 0001" in stuck and "+1 555 0003" not in stuck  # only a day after onboarding
+    assert "+1 555 0002 (WABA 201): REJECTED, reason NAME_FORMAT_UNACCEPTABLE" in page

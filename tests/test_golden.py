@@ -32,6 +32,7 @@ from monitor.accounts import (
     apply_review,
     parse_account_alert,
     parse_waba_node,
+    record_security_event,
 )
 from monitor.exposition import ExpositionOptions, sample_writer
 from monitor.families import FAMILIES
@@ -94,6 +95,9 @@ def fleet(options: ExpositionOptions) -> Store:
             facts = apply_account_update(facts, change["value"], change["at"])
         elif change["field"] == "account_review_update":
             facts = apply_review(facts, change["value"], change["at"]) or facts
+        elif change["field"] == "security":
+            facts = record_security_event(facts, change["phone_number_id"],
+                                          change["value"]["event"], change["at"])
         else:
             alert = parse_account_alert(ACME, change["value"], change["at"])
             assert alert is not None

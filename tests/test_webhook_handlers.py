@@ -69,6 +69,12 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "ignored": {"decision": "APPROVED", **UNWATCHED},
         "invalid": {"decision": 7},
     },
+    "security": {
+        "applied": {"display_phone_number": DISPLAY, "event": "PIN_RESET_REQUEST",
+                    "requester": "7"},
+        "ignored": {"display_phone_number": DISPLAY, "event": "PIN_CHANGED", **UNWATCHED},
+        "invalid": {"display_phone_number": DISPLAY, "event": None},
+    },
 }
 HANDLER_RESULTS = ("applied", "ignored", "invalid")
 
@@ -100,7 +106,7 @@ def test_one_module_per_field_and_one_row_per_module() -> None:
     # The fields handled today; the table must not lose one in a refactoring.
     assert set(HANDLERS) == {"business_capability_update", "phone_number_quality_update",
                              "account_update", "phone_number_name_update", "account_alerts",
-                             "account_review_update"}
+                             "account_review_update", "security"}
 
 
 def test_handlers_are_plain_synchronous_functions() -> None:
@@ -123,8 +129,7 @@ def test_the_receiver_counts_exactly_the_fields_in_the_table() -> None:
     assert labels == {*HANDLERS, OTHER_FIELD}
     for field_name in HANDLERS:
         assert metric_label(field_name) == field_name
-    for field_name in ("messages", "statuses", "security", "message_template_status_update",
-                       "", "other"):
+    for field_name in ("messages", "statuses", "message_template_status_update", "", "other"):
         assert metric_label(field_name) == OTHER_FIELD
 
 
@@ -240,7 +245,7 @@ async def test_unknown_fields_are_counted_as_other_and_create_no_label(
     receiver: tuple[Client, FakeSink, CollectorRegistry],
 ) -> None:
     client, sink, registry = receiver
-    unknown = ["messages", "statuses", "security", "message_template_status_update",
+    unknown = ["messages", "statuses", "message_template_status_update",
                "template_category_update", "x" * 500]
     payload = {"object": "whatsapp_business_account", "entry": [{
         "id": WABA, "time": 3, "changes": [{"field": f, "value": {"a": 1}} for f in unknown]}]}

@@ -22,6 +22,7 @@ from monitor.webhooks.handlers import (
     business_capability_update,
     phone_number_name_update,
     phone_number_quality_update,
+    security,
 )
 
 __all__ = ["HANDLERS", "KNOWN_FIELDS", "OTHER_FIELD", "dispatch", "metric_label"]
@@ -32,6 +33,7 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType(
         phone_number_quality_update.FIELD: phone_number_quality_update.handle,
         account_update.FIELD: account_update.handle,
         phone_number_name_update.FIELD: phone_number_name_update.handle,
+        security.FIELD: security.handle,
         account_alerts.FIELD: account_alerts.handle,
         account_review_update.FIELD: account_review_update.handle,
     }
