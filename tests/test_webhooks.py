@@ -567,21 +567,37 @@ async def test_the_wabas_durable_keys_catch_what_the_memory_forgot(
 # --------------------------------------------------------------------------- ignored
 
 
+async def test_message_traffic_is_answered_and_dropped_unread(rx: Receiver) -> None:
+    """Messages and statuses reach the daemon when it is the app's only callback: 200, counted,
+    never logged one by one nor handed to the sink."""
+    burst = {"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": 1, "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp",
+                                        "messages": [{"id": f"wamid.{i}", "type": "text"}]}}
+        for i in range(50)]}]}
+    with capture_logs() as logs:
+        assert await rx.post(burst) == 200
+    assert rx.sink.calls == 0 and not [e for e in logs if e["event"] == "webhook_event"]
+    traffic = rx.registry.get_sample_value("whatsapp_monitor_webhook_traffic_dropped_total")
+    assert traffic == 50
+    assert rx.events(OTHER_FIELD, "ignored") == 0
+
+
 async def test_unknown_field_is_ignored_with_200(rx: Receiver) -> None:
     with capture_logs() as logs:
-        assert await rx.post(note("messages", {"messaging_product": "whatsapp"})) == 200
+        assert await rx.post(note("brand_new_field", {"messaging_product": "whatsapp"})) == 200
     assert rx.sink.calls == 0
     assert rx.events(OTHER_FIELD, "ignored") == 1
     # No label for the unknown name: cardinality stays bounded.
     assert (
         rx.registry.get_sample_value(
-            "whatsapp_monitor_webhook_events_total", {"field": "messages", "outcome": "ignored"}
+            "whatsapp_monitor_webhook_events_total",
+            {"field": "brand_new_field", "outcome": "ignored"},
         )
         is None
     )
     event = next(e for e in logs if e["event"] == "webhook_event")
     assert event["log_level"] == "info"
-    assert event["field"] == "messages"
+    assert event["field"] == "brand_new_field"
     assert event["outcome"] == "ignored"
 
 
@@ -913,7 +929,7 @@ async def test_a_failed_commit_is_500_and_the_redelivery_commits(rx: Receiver) -
 
 async def test_every_body_is_committed_before_it_is_answered(rx: Receiver) -> None:
     assert await rx.post(note("phone_number_quality_update", QUALITY)) == 200
-    assert await rx.post(note("messages", {})) == 200
+    assert await rx.post(note("brand_new_field", {})) == 200
     assert rx.sink.commits == 2
     assert await rx.post(raw=b"nope") == 400
     assert rx.sink.commits == 2

@@ -108,6 +108,7 @@ class WebhookMetrics:
     requests: Counter
     events: Counter
     last_event: Gauge
+    traffic: Counter
 
 
 def create_webhook_metrics(registry: CollectorRegistry) -> WebhookMetrics:
@@ -133,12 +134,20 @@ def create_webhook_metrics(registry: CollectorRegistry) -> WebhookMetrics:
         "(0: none since start).",
         registry=registry,
     )
+    traffic = Counter(
+        "whatsapp_monitor_webhook_traffic_dropped",
+        "Message traffic (messages and statuses, calls, echoes, ...: fields the messaging "
+        "backend handles) that reached the daemon: answered 200 and dropped unread, never "
+        "logged one by one.",
+        registry=registry,
+    )
     for result in REQUEST_RESULTS:
         requests.labels(result=result)
     for field in (*KNOWN_FIELDS, OTHER_FIELD):
         for outcome in EVENT_OUTCOMES:
             events.labels(field=field, outcome=outcome)
-    return WebhookMetrics(requests=requests, events=events, last_event=last_event)
+    return WebhookMetrics(requests=requests, events=events, last_event=last_event,
+                          traffic=traffic)
 
 
 def startup_warnings(config: WebhookConfig) -> list[str]:
@@ -252,8 +261,15 @@ class _Receiver:
         except WebhookPayloadError as exc:
             return self._reject(request, 400, "malformed", str(exc))
         self.metrics.last_event.set(self.clock())
-        changes = notification.changes
-        if self.forward is not None and not request.headers.get(FORWARDED_HEADER):
+        changes = [c for c in notification.changes if c.field not in TRAFFIC_FIELDS]
+        dropped = len(notification.changes) - len(changes)
+        if dropped:  # the messaging backend's business: counted, not parsed further
+            self.metrics.traffic.inc(dropped)
+            if not changes and not notification.rejected:
+                self.metrics.requests.labels(result="ok").inc()
+                return _plain(200, b"OK\n")
+        if (changes and self.forward is not None
+                and not request.headers.get(FORWARDED_HEADER)):
             try:  # the WABAs as resolved (facts §2.2), so a shard that watches one gets it
                 self.forward(body, header, frozenset(c.waba_id for c in changes))
             except Exception:  # forwarding is best effort; the local result stands
@@ -297,6 +313,16 @@ class _Receiver:
         if key is not None:
             self.recent.add(key)
         record_outcome(self.metrics.events, label, change, outcome)
+
+
+# Overridable message traffic (facts §2.1): it goes to the messaging backend, and reaches the
+# daemon only when the daemon is the app's default callback without overrides.
+TRAFFIC_FIELDS = frozenset({
+    "messages", "message_echoes", "smb_message_echoes", "calls", "consumer_profile",
+    "messaging_handovers", "group_lifecycle_update", "group_participants_update",
+    "group_settings_update", "group_status_update", "smb_app_state_sync", "history",
+    "account_settings_update",
+})
 
 
 def _plain(status: int, body: bytes) -> web.Response:
