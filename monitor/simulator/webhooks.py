@@ -58,6 +58,10 @@ class PendingWebhook:
     waba_id: str
     value: Mapping[str, Any]
     entry_id: str | None = None
+    # Message traffic follows callback overrides: ``url`` replaces the target's URL (same
+    # secret) and ``route`` names the level that chose it (wiring.message_route).
+    url: str | None = None
+    route: str | None = None
 
 
 def signature(body: bytes, app_secret: str) -> str:
@@ -251,11 +255,12 @@ class WebhookSender:
             now = int(self._world.clock())
             time: int | str = str(now) if self._world.webhook_time_as_string else now
             payload = envelope(item.entry_id or item.waba_id, item.field, item.value, time)
+            url = item.url or target.url
             try:
-                status = await send_webhook(self._client(), target.url, target.app_secret, payload)
+                status = await send_webhook(self._client(), url, target.app_secret, payload)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 error = type(exc).__name__
-        record = self._world.record_webhook(item.field, item.waba_id, status, error)
+        record = self._world.record_webhook(item.field, item.waba_id, status, error, item.route)
         outcome = status if error is None else error
         log.info("webhook %s for WABA %s: %s", item.field, item.waba_id, outcome)
         return record

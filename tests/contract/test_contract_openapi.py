@@ -271,7 +271,7 @@ async def test_waba_node_matches_spec(spec: Spec, client: Client, waba: str) -> 
 async def test_waba_edges_match_spec(spec: Spec, client: Client) -> None:
     status, owned, _ = await fetch(client, f"{V}/{ACME}/owned_whatsapp_business_accounts")
     assert status == 200
-    assert len(owned["data"]) == 6
+    assert len(owned["data"]) == 7
     assert_valid(spec.response_validator(OWNED_PATH, 200), owned)
     status, clients, _ = await fetch(
         client,
