@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from .account_webhooks import NAME_FIELD as NAME_FIELD  # re-exported: this module's fields
+
 SECURITY_FIELD = "security"
-NAME_FIELD = "phone_number_name_update"
 MESSAGES_FIELD = "messages"
 
 PIN_CHANGED = "PIN_CHANGED"

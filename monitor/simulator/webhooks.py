@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .account_webhooks import NAME_FIELD, QUALITY_FIELD, throughput_event
+from .number_webhooks import DEFAULT_REJECTION, name_update
 
 if TYPE_CHECKING:
     from .world import World
@@ -166,19 +167,12 @@ def number_change_webhooks(
         out.append(PendingWebhook(QUALITY_FIELD, waba_id, upgrade))
     name_status = new.get("name_status")
     if name_status is not None and name_status != old.get("name_status"):
-        decision = name_decision(name_status)
-        out.append(
-            PendingWebhook(
-                NAME_FIELD,
-                waba_id,
-                {
-                    **number,
-                    "decision": decision,
-                    "requested_verified_name": new.get("verified_name"),
-                    "rejection_reason": "UNKNOWN" if decision == "REJECTED" else None,
-                },
-            )
+        value = name_update(
+            digits or "", name_decision(name_status), new.get("verified_name"), DEFAULT_REJECTION
         )
+        if digits is None:
+            del value["display_phone_number"]
+        out.append(PendingWebhook(NAME_FIELD, waba_id, value))
     return out
 
 
