@@ -45,6 +45,7 @@ _CHOICES = {
     "applies_to": ("name", "new_name"),
 }
 MAX_BURST = 100_000
+MAX_WORKERS = 64  # concurrent senders of a message burst
 
 # Per action: (required keys, optional keys).
 ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -104,7 +105,10 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"waba"}),
         frozenset({"id", "display_phone_number", "verified_name"}),
     ),
-    "message_burst": (frozenset({"number"}), frozenset({"count", "kind", "per_request"})),
+    "message_burst": (
+        frozenset({"number"}),
+        frozenset({"count", "kind", "per_request", "concurrency"}),
+    ),
 }
 ACTION_NAMES: tuple[str, ...] = tuple(sorted(ACTIONS))
 _BUSINESS_CHANGES = (
@@ -179,6 +183,10 @@ def _value(key: str, value: object, where: str) -> Any:
         if len(value) > 200:
             raise ScenarioError(f"{where}: at most 200 characters")
         return value
+    if key == "concurrency":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+            raise ScenarioError(f"{where}: expected an integer from 1 to {MAX_WORKERS}")
+        return value
     if key in ("count", "per_request"):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BURST:
             raise ScenarioError(f"{where}: expected an integer from 1 to {MAX_BURST}")
@@ -229,4 +237,5 @@ def defaults(action: Action) -> dict[str, Any]:
         params.setdefault("count", 1)
         params.setdefault("kind", "messages")
         params.setdefault("per_request", 1)
+        params.setdefault("concurrency", 1)
     return params

@@ -63,6 +63,9 @@ class PendingWebhook:
     # secret) and ``route`` names the level that chose it (wiring.message_route).
     url: str | None = None
     route: str | None = None
+    # Above 1: sent by that many concurrent workers, unordered (message bursts, as Meta
+    # delivers concurrently); otherwise in order by the one ordered worker.
+    concurrency: int = 1
 
 
 def signature(body: bytes, app_secret: str) -> str:
@@ -204,15 +207,27 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
         self._queue: asyncio.Queue[PendingWebhook] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._burst: asyncio.Queue[PendingWebhook] | None = None
+        self._burst_workers: list[asyncio.Task[None]] = []
 
     def dispatch(self) -> int:
         """Queue whatever the World has noticed since the last call; returns how many."""
         pending = self._world.collect_webhooks()
-        if pending:
-            queue = self._start_worker()
-            for item in pending:
-                queue.put_nowait(item)
+        for item in pending:
+            if item.concurrency > 1:
+                self._start_burst_workers(item.concurrency).put_nowait(item)
+            else:
+                self._start_worker().put_nowait(item)
         return len(pending)
+
+    def _start_burst_workers(self, count: int) -> asyncio.Queue[PendingWebhook]:
+        if self._burst is None:
+            self._burst = asyncio.Queue()
+        self._burst_workers = [w for w in self._burst_workers if not w.done()]
+        loop = asyncio.get_running_loop()
+        while len(self._burst_workers) < count:
+            self._burst_workers.append(loop.create_task(self._work(self._burst)))
+        return self._burst
 
     def _start_worker(self) -> asyncio.Queue[PendingWebhook]:
         if self._queue is None:
@@ -264,15 +279,20 @@ class WebhookSender:
         self.dispatch()
         if self._queue is not None:
             await self._queue.join()
+        if self._burst is not None:
+            await self._burst.join()
 
     async def close(self) -> None:
         """Stop the worker (pending sends are dropped) and close the client session."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        for worker in [self._worker, *self._burst_workers]:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        self._worker = None
+        self._burst_workers = []
         self._queue = None
+        self._burst = None
         if self._session is not None:
             await self._session.close()
             self._session = None

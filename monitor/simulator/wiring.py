@@ -409,8 +409,16 @@ class WiringMixin:
         self._message_serial += p["count"]
         if self._webhook_target is not None:
             for value in values:
-                item = PendingWebhook(nw.MESSAGES_FIELD, waba_id, value, url=url, route=level)
-                self._outbox.append(item)
+                self._outbox.append(
+                    PendingWebhook(
+                        nw.MESSAGES_FIELD,
+                        waba_id,
+                        value,
+                        url=url,
+                        route=level,
+                        concurrency=p["concurrency"],
+                    )
+                )
         return {"route": level, "requests": len(values)}
 
 

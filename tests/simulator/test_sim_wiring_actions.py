@@ -458,6 +458,25 @@ async def test_message_burst_goes_to_the_default(client_for: Any, receiver: Rece
     assert len(set(all_ids)) == 250 and not ids & set(all_ids)
 
 
+async def test_concurrent_burst(client_for: Any, receiver: Receiver) -> None:
+    world = make_world()
+    client = await setup(client_for, receiver, world)
+    result = await act(client, "message_burst", number=STEADY, count=200, concurrency=8,
+                       kind="mixed")
+    assert result["requests"] == 200
+    changes = receiver.changes()
+    assert len(changes) == 200
+    ids = {item["id"] for c in changes
+           for item in c["value"].get("messages", []) + c["value"].get("statuses", [])}
+    assert len(ids) == 200
+    app = client.app
+    assert app is not None
+    assert 1 < len(app[WEBHOOKS_KEY]._burst_workers) <= 8
+    # Ordered webhooks still go through the one ordered worker afterwards.
+    await act(client, "set_pin", number=STEADY, enabled=False)
+    assert receiver.changes()[-1]["field"] == "security"
+
+
 async def test_message_traffic_follows_overrides(client_for: Any, receiver: Receiver) -> None:
     world = make_world()
     client = await setup(client_for, receiver, world)
@@ -504,6 +523,7 @@ async def test_burst_without_target_changes_nothing(demo: Client, demo_world: Wo
         ("set_webhook_override", {"url": "ftp://x", "number": "1"}, "http"),
         ("set_webhook_override", {"url": "https://" + "x" * 200, "number": "1"}, "200"),
         ("message_burst", {"number": "1", "count": 0}, "from 1 to"),
+        ("message_burst", {"number": "1", "concurrency": 65}, "from 1 to 64"),
         ("message_burst", {"number": "1", "kind": "calls"}, "messages, statuses, mixed"),
         ("name_decision", {"number": "1", "decision": "APPROVED", "applies_to": "x"}, "name"),
         ("subscribe_app", {"waba": "1", "app": "abc"}, "numeric id"),
