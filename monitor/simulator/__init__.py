@@ -3,8 +3,12 @@
 It serves the WhatsApp Business Management endpoints the exporter polls, with Graph's paging,
 errors, usage headers and rate limits, plus a ``/_sim/`` control API to change the fleet,
 inject faults, move the clock and run account actions (restrictions, bans, reviews, alerts,
-portfolio limits, entity health) that send Meta's signed account webhooks. See
-``scenarios/demo.yaml`` for the scenario format and the action vocabulary.
+portfolio limits, entity health) that send Meta's signed account webhooks. Issue 11 added a
+number's security and message routing: ``GET /{WABA_ID}/subscribed_apps``, ``GET
+/{PHONE_NUMBER_ID}/settings``, the computed ``webhook_configuration``, PIN and ``security``
+events, name decisions, onboarding and ``messages`` traffic (``wiring.py``,
+``number_webhooks.py``). See ``scenarios/demo.yaml`` for the scenario format and the action
+vocabulary.
 """
 
 from .actions import ACTION_NAMES, Action, parse_action

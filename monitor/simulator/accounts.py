@@ -102,8 +102,11 @@ class AccountsMixin:
         params = defaults(action)
         before = len(self._outbox)
         handler = getattr(self, f"_do_{action.kind}")
-        handler(params)
-        return {"action": action.kind, "webhooks_queued": len(self._outbox) - before}
+        extra = handler(params)
+        result = {"action": action.kind, "webhooks_queued": len(self._outbox) - before}
+        if isinstance(extra, dict):
+            result.update(extra)
+        return result
 
     def _queue(
         self, field: str, waba_id: str, value: dict[str, Any], entry_id: str | None = None

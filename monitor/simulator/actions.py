@@ -14,7 +14,7 @@ from typing import Any
 from .account_webhooks import DEFAULT_LIFT_VIOLATION, DEFAULT_RESTRICTION, EXPIRATION_FORMATS
 from .scenario import ScenarioError, freeze, parse_duration
 
-_ID_KEYS = ("waba", "business", "number", "entity_id", "id", "partner")
+_ID_KEYS = ("waba", "business", "number", "entity_id", "id", "partner", "app", "requester")
 _STR_KEYS = (
     "violation_type",
     "remediation",
@@ -34,7 +34,18 @@ _STR_KEYS = (
     "event",
     "expiration_format",
     "limit_as",
+    "reason",
+    "name",
+    "display_phone_number",
+    "verified_name",
 )
+_CHOICES = {
+    "spelling": ("meta", "sdk"),
+    "kind": ("messages", "statuses", "mixed"),
+    "applies_to": ("name", "new_name"),
+}
+MAX_BURST = 100_000
+MAX_WORKERS = 64  # concurrent senders of a message burst
 
 # Per action: (required keys, optional keys).
 ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -79,6 +90,25 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
             {"id", "can_send_message", "error_code", "error_description", "possible_solution"}
         ),
     ),
+    # Number security and message routing (issue 11), performed by wiring.WiringMixin.
+    "set_pin": (frozenset({"number", "enabled"}), frozenset({"spelling"})),
+    "security_event": (frozenset({"number", "event"}), frozenset({"requester", "spelling"})),
+    "unsubscribe_app": (frozenset({"waba"}), frozenset({"app"})),
+    "subscribe_app": (frozenset({"waba"}), frozenset({"app", "name", "url"})),
+    "set_webhook_override": (frozenset({"url"}), frozenset({"number", "waba"})),
+    "set_identity_key_check": (frozenset({"number", "enabled"}), frozenset()),
+    "name_decision": (
+        frozenset({"number", "decision"}),
+        frozenset({"reason", "name", "applies_to"}),
+    ),
+    "onboard_number": (
+        frozenset({"waba"}),
+        frozenset({"id", "display_phone_number", "verified_name"}),
+    ),
+    "message_burst": (
+        frozenset({"number"}),
+        frozenset({"count", "kind", "per_request", "concurrency"}),
+    ),
 }
 ACTION_NAMES: tuple[str, ...] = tuple(sorted(ACTIONS))
 _BUSINESS_CHANGES = (
@@ -120,6 +150,8 @@ def parse_action(kind: object, raw: Mapping[str, Any], where: str) -> Action:
         raise ScenarioError(f"{where}.expiration_format: one of {', '.join(EXPIRATION_FORMATS)}")
     if params.get("limit_as", "tier") not in ("tier", "int"):
         raise ScenarioError(f"{where}.limit_as: 'tier' or 'int'")
+    if kind == "set_webhook_override" and ("number" in params) == ("waba" in params):
+        raise ScenarioError(f"{where}: set_webhook_override needs number or waba (one of them)")
     return Action(kind, freeze(params))
 
 
@@ -133,6 +165,31 @@ def _value(key: str, value: object, where: str) -> Any:
     if key in _STR_KEYS:
         if not isinstance(value, str) or not value:
             raise ScenarioError(f"{where}: expected a non-empty string, got {value!r}")
+        return value
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ScenarioError(f"{where}: one of {', '.join(_CHOICES[key])}")
+        return value
+    if key == "enabled":
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where}: expected true or false")
+        return value
+    if key == "url":
+        # null removes an override; Meta caps the URL at 200 characters (facts §5).
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise ScenarioError(f"{where}: expected an http(s) URL, or null for none")
+        if len(value) > 200:
+            raise ScenarioError(f"{where}: at most 200 characters")
+        return value
+    if key == "concurrency":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+            raise ScenarioError(f"{where}: expected an integer from 1 to {MAX_WORKERS}")
+        return value
+    if key in ("count", "per_request"):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BURST:
+            raise ScenarioError(f"{where}: expected an integer from 1 to {MAX_BURST}")
         return value
     if key == "restriction_types":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -174,4 +231,11 @@ def defaults(action: Action) -> dict[str, Any]:
         params.setdefault("limit_as", "tier")
     elif action.kind == "block_entity":
         params.setdefault("can_send_message", "BLOCKED")
+    elif action.kind in ("set_pin", "security_event"):
+        params.setdefault("spelling", "meta")
+    elif action.kind == "message_burst":
+        params.setdefault("count", 1)
+        params.setdefault("kind", "messages")
+        params.setdefault("per_request", 1)
+        params.setdefault("concurrency", 1)
     return params

@@ -34,8 +34,10 @@ from .fields import (
 from .generate import synthetic_number
 from .paging import CursorError, decode_cursor, encode_cursor, parse_limit, window
 from .render import number_values, render
-from .scenario import ScenarioError, webhook_target
+from .scenario import ScenarioError
+from .scenario_wiring import webhook_target
 from .webhooks import PendingWebhook, WebhookSender
+from .wiring import NOT_SUBSCRIBED, pick_settings
 from .world import UnknownObjectError, World
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,15 @@ WORLD_KEY: web.AppKey[World] = web.AppKey("simulator_world", World)
 LATENCY_KEY: web.AppKey[float] = web.AppKey("simulator_latency", float)
 SHUTDOWN_KEY: web.AppKey[asyncio.Event] = web.AppKey("simulator_shutdown", asyncio.Event)
 WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("simulator_webhooks", WebhookSender)
+CAPABILITY = "business_capability_update"
 WEBHOOK_TICK = 1.0  # seconds between checks for timeline steps nobody has requested yet
 
 EDGES = (
     "phone_numbers",
     "owned_whatsapp_business_accounts",
     "client_whatsapp_business_accounts",
+    "subscribed_apps",
+    "settings",
 )
 _VERSION = r"v[0-9]+\.[0-9]+"
 _POLL = 0.05  # how often a hanging handler checks whether the client went away
@@ -270,6 +275,8 @@ def _serve_edge(
     page_fault: Fault | None,
 ) -> tuple[dict[str, Any], str | None]:
     kind = world.kind_of(object_id)
+    if edge in ("subscribed_apps", "settings"):
+        return _serve_wiring(request, world, object_id, edge, kind)
     if edge == "phone_numbers":
         if kind != "waba":
             raise GraphFailure(errors.unknown_object(object_id))
@@ -306,6 +313,30 @@ def _serve_edge(
     loop = page_fault is not None and page_fault.kind == "cursor_loop"
     body = _page(request, object_id, edge, ids, item, token=token, raw_fields=raw, loop=loop)
     return body, buc_waba
+
+
+def _serve_wiring(
+    request: web.Request, world: World, object_id: str, edge: str, kind: str | None
+) -> tuple[dict[str, Any], str | None]:
+    """``subscribed_apps`` of a WABA and ``settings`` of a number, each in its WABA's BUC
+    bucket (the list in graph-api-facts §5 has subscribed_apps; settings is assumed)."""
+    if edge == "subscribed_apps":
+        if kind != "waba":
+            raise GraphFailure(errors.unknown_object(object_id))
+        _admit(world, object_id)
+        refusal = world.subscribed_apps_refusal(object_id)
+        if refusal is not None:
+            raise GraphFailure(refusal, buc_waba=object_id)
+        return world.subscribed_apps(object_id), object_id  # fields= is not applied here
+    if kind != "phone_number":
+        raise GraphFailure(errors.unknown_object(object_id))
+    waba_id = world.number_waba(object_id)
+    _admit(world, waba_id)
+    refusal = world.settings_refusal(object_id)
+    if refusal is not None:
+        raise GraphFailure(refusal, buc_waba=waba_id)
+    values = world.settings_values(object_id)
+    return pick_settings(values, request.query.get("fields", ""), waba_id), waba_id
 
 
 def _page(
@@ -643,10 +674,12 @@ async def _business_capability(request: web.Request) -> web.StreamResponse:
     _require_target(world)
     world.note_capability(business_id, value)
     sender = request.app[WEBHOOKS_KEY]
-    sent = [
-        await sender.deliver(PendingWebhook("business_capability_update", waba_id, value))
-        for waba_id in world.owned_waba_ids(business_id)
-    ]
+    sent = []
+    for waba_id in world.owned_waba_ids(business_id):
+        if not world.app_subscribed(waba_id):  # Meta sends nothing there (wiring)
+            sent.append(world.record_webhook(CAPABILITY, waba_id, None, NOT_SUBSCRIBED))
+            continue
+        sent.append(await sender.deliver(PendingWebhook(CAPABILITY, waba_id, value)))
     return web.json_response({"business_id": business_id, "sent": sent})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from typing import Any
 
@@ -61,6 +62,8 @@ def generate_scenario(
                 serial += 1
                 # Every field set, the portfolio limit included (benchmarks want full specs).
                 fields = _synthetic_number(rng, serial, limit)
+                # Computed by the World: no overrides, the app's own URL (wiring).
+                del fields["webhook_configuration"]
                 numbers.append(NumberSpec(f"3{serial:015d}", freeze(fields)))
             # Verification and the portfolio limit are read from the owner (World).
             waba_fields = {
@@ -89,6 +92,16 @@ def synthetic_number(index: int, seed: int = 0) -> dict[str, Any]:
     return _synthetic_number(random.Random(seed * 1_000_003 + index), index, "TIER_10K")
 
 
+_ONBOARD_FROM = 1_672_531_200  # 2023-01-01T00:00:00Z
+_ONBOARD_SPAN = 3 * 365 * 86_400
+
+
+def _onboarded(serial: int) -> str:
+    """``last_onboarded_time`` spread over three years (to the second), Meta's format."""
+    when = _ONBOARD_FROM + (serial * 7_919_993) % _ONBOARD_SPAN
+    return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
 def _synthetic_number(rng: random.Random, serial: int, limit: str) -> dict[str, Any]:
     quality = rng.choice(_SYNTH_QUALITY)
     return {
@@ -108,12 +121,12 @@ def _synthetic_number(rng: random.Random, serial: int, limit: str) -> dict[str, 
         "account_mode": "LIVE",
         "is_official_business_account": rng.random() < 0.1,
         "is_on_biz_app": False,
-        "is_pin_enabled": True,
+        "is_pin_enabled": serial % 25 != 0,  # most numbers have two-step verification
         "is_preverified_number": False,
         "whatsapp_business_manager_messaging_limit": limit,
         "messaging_limit_tier": limit,
         "health_status": {"can_send_message": rng.choice(_SYNTH_HEALTH)},
-        "last_onboarded_time": f"2024-{1 + serial % 12:02d}-{1 + serial % 28:02d}T12:00:00+0000",
+        "last_onboarded_time": _onboarded(serial),
         "search_visibility": "NON_VISIBLE",
         "eligibility_for_api_business_global_search": "NON_ELIGIBLE_UNDEFINED_COUNTRY",
         "username": f"synthetic_{serial}",

@@ -64,6 +64,10 @@ class NumberSpec:
 
     id: str
     fields: Mapping[str, Any]
+    # Routing and security state that is not a number field (see scenario_wiring).
+    webhook_override: str | None = None
+    identity_key_check: bool = False
+    onboarded_ago: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ class WabaSpec:
     id: str
     fields: Mapping[str, Any]
     numbers: tuple[NumberSpec, ...] = ()
+    subscribed_apps: tuple[Mapping[str, Any], ...] | None = None  # None: our app alone
+    subscribed_apps_error: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -162,6 +168,9 @@ class Scenario:
     timeline: Timeline = field(default_factory=Timeline)
     description: str = ""
     webhooks: WebhookTarget | None = None
+    app_name: str = "waba-monitor"
+    app_callback_url: str | None = None  # None: the webhook target's URL (scenario_wiring)
+    settings_unsupported: bool = False
 
     def wabas(self) -> Iterator[tuple[BusinessSpec, WabaSpec]]:
         """Every WABA with its owner, in scenario order."""
@@ -361,12 +370,15 @@ def _split_extra(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], d
 
 
 def _parse_number(data: object, where: str) -> tuple[NumberSpec, frozenset[str]]:
+    from .scenario_wiring import pop_number_wiring  # it imports this module
+
     mapping = _mapping(data, where)
     if "id" not in mapping:
         raise ScenarioError(f"{where}: missing key 'id'")
     number_id = _object_id(mapping["id"], f"{where}.id")
     rest, extra = _split_extra(mapping, where)
     del rest["id"]
+    wiring = pop_number_wiring(rest, where)
     fields = normalize_number_fields(rest, where)
     clash = set(extra) & (NUMBER_KNOWN_FIELDS)
     if clash:
@@ -374,7 +386,11 @@ def _parse_number(data: object, where: str) -> tuple[NumberSpec, frozenset[str]]
             f"{where}.extra: {sorted(clash)[0]!r} is a standard field; set it directly"
         )
     fields.update(extra)
-    return NumberSpec(number_id, freeze(fields)), frozenset(extra)
+    spec = NumberSpec(
+        number_id, freeze(fields), wiring.webhook_override, wiring.identity_key_check,
+        wiring.onboarded_ago,
+    )
+    return spec, frozenset(extra)
 
 
 def _fill_template(value: Any, n: int) -> Any:
@@ -410,14 +426,17 @@ def _generate_numbers(data: object, waba_id: str, where: str) -> list[NumberSpec
 def _parse_waba(
     data: object, business: Mapping[str, Any], where: str, custom: set[str]
 ) -> WabaSpec:
+    from .scenario_wiring import WABA_WIRING_KEYS, parse_waba_wiring
+
     mapping = _mapping(data, where)
-    _check_keys(mapping, WABA_SETTABLE_FIELDS | {"id", "numbers", "generate", "extra"}, where)
+    structural = {"id", "numbers", "generate", "extra", *WABA_WIRING_KEYS}
+    _check_keys(mapping, WABA_SETTABLE_FIELDS | structural, where)
     if "id" not in mapping:
         raise ScenarioError(f"{where}: missing key 'id'")
     waba_id = _object_id(mapping["id"], f"{where}.id")
     fields: dict[str, Any] = {"name": f"WABA {waba_id}"}
     for key, value in mapping.items():
-        if key in ("id", "numbers", "generate", "extra"):
+        if key in structural:
             continue
         if key == "health_status":
             fields[key] = normalize_health(value, f"{where}.{key}")
@@ -440,7 +459,8 @@ def _parse_waba(
         numbers.append(number)
     if "generate" in mapping:
         numbers.extend(_generate_numbers(mapping["generate"], waba_id, f"{where}.generate"))
-    return WabaSpec(waba_id, freeze(fields), tuple(numbers))
+    apps, refusal = parse_waba_wiring(mapping, where)
+    return WabaSpec(waba_id, freeze(fields), tuple(numbers), apps, refusal)
 
 
 def _parse_business(data: object, where: str, custom: set[str]) -> BusinessSpec:
@@ -596,46 +616,6 @@ def _parse_timeline(data: object, where: str, custom: frozenset[str]) -> Timelin
     return Timeline(tuple(events), period, tuple(actions))
 
 
-def webhook_target(
-    url: object,
-    app_secret: object,
-    where: str = "webhooks",
-    *,
-    time_as_string: object = False,
-    legacy_quality_events: object = True,
-) -> WebhookTarget:
-    """Validate a webhook target: an http(s) URL, a non-empty app secret, two switches."""
-    text = _string(url, f"{where}.url")
-    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
-        raise ScenarioError(f"{where}.url: expected an http:// or https:// URL")
-    secret = _string(app_secret, f"{where}.app_secret")
-    if not secret:
-        raise ScenarioError(f"{where}.app_secret: must not be empty")
-    for key, flag in (
-        ("time_as_string", time_as_string),
-        ("legacy_quality_events", legacy_quality_events),
-    ):
-        if not isinstance(flag, bool):
-            raise ScenarioError(f"{where}.{key}: expected true or false, got {flag!r}")
-    assert isinstance(time_as_string, bool) and isinstance(legacy_quality_events, bool)
-    return WebhookTarget(text, secret, time_as_string, legacy_quality_events)
-
-
-def _parse_webhooks(data: object, where: str) -> WebhookTarget:
-    mapping = _mapping(data, where)
-    _check_keys(mapping, ("url", "app_secret", "time_as_string", "legacy_quality_events"), where)
-    for key in ("url", "app_secret"):
-        if key not in mapping:
-            raise ScenarioError(f"{where}: missing key {key!r}")
-    return webhook_target(
-        mapping["url"],
-        mapping["app_secret"],
-        where,
-        time_as_string=mapping.get("time_as_string", False),
-        legacy_quality_events=mapping.get("legacy_quality_events", True),
-    )
-
-
 def parse_scenario(data: object, source: str = "scenario") -> Scenario:
     """Build a Scenario from already-loaded YAML/JSON data, validating everything."""
     try:
@@ -654,10 +634,15 @@ _TOP_KEYS = (
     "businesses",
     "timeline",
     "webhooks",
+    "app_name",
+    "app_callback_url",
+    "settings_unsupported",
 )
 
 
 def _parse_scenario(data: object) -> Scenario:
+    from .scenario_wiring import parse_top_level, parse_webhooks
+
     # Top-level keys starting with "x-" are ignored: a place to hold YAML anchors.
     mapping = {k: v for k, v in _mapping(data, "top level").items() if not str(k).startswith("x-")}
     _check_keys(mapping, _TOP_KEYS, "top level")
@@ -687,13 +672,14 @@ def _parse_scenario(data: object) -> Scenario:
             )
     known = number_ids | {b.id for b in businesses} | {w.id for b in businesses for w in b.wabas}
     for i, step in enumerate(timeline.actions):
-        for key in ("waba", "business", "partner"):
+        for key in ("waba", "business", "partner", "number"):
             value = step.action.params.get(key)
             if value is not None and value not in known:
                 raise ScenarioError(
                     f"timeline.events: {step.action.kind} step #{i} names unknown {key} {value!r}"
                 )
     description = mapping.get("description", "")
+    app_name, app_callback_url, settings_unsupported = parse_top_level(mapping)
     return Scenario(
         businesses=businesses,
         tokens=tokens,
@@ -706,10 +692,13 @@ def _parse_scenario(data: object) -> Scenario:
         timeline=timeline,
         description=_string(description, "description"),
         webhooks=(
-            _parse_webhooks(mapping["webhooks"], "webhooks")
+            parse_webhooks(mapping["webhooks"], "webhooks")
             if mapping.get("webhooks") is not None
             else None
         ),
+        app_name=app_name,
+        app_callback_url=app_callback_url,
+        settings_unsupported=settings_unsupported,
     )
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .account_webhooks import NAME_FIELD, QUALITY_FIELD, throughput_event
+from .number_webhooks import DEFAULT_REJECTION, name_update
 
 if TYPE_CHECKING:
     from .world import World
@@ -58,6 +59,13 @@ class PendingWebhook:
     waba_id: str
     value: Mapping[str, Any]
     entry_id: str | None = None
+    # Message traffic follows callback overrides: ``url`` replaces the target's URL (same
+    # secret) and ``route`` names the level that chose it (wiring.message_route).
+    url: str | None = None
+    route: str | None = None
+    # Above 1: sent by that many concurrent workers, unordered (message bursts, as Meta
+    # delivers concurrently); otherwise in order by the one ordered worker.
+    concurrency: int = 1
 
 
 def signature(body: bytes, app_secret: str) -> str:
@@ -162,19 +170,12 @@ def number_change_webhooks(
         out.append(PendingWebhook(QUALITY_FIELD, waba_id, upgrade))
     name_status = new.get("name_status")
     if name_status is not None and name_status != old.get("name_status"):
-        decision = name_decision(name_status)
-        out.append(
-            PendingWebhook(
-                NAME_FIELD,
-                waba_id,
-                {
-                    **number,
-                    "decision": decision,
-                    "requested_verified_name": new.get("verified_name"),
-                    "rejection_reason": "UNKNOWN" if decision == "REJECTED" else None,
-                },
-            )
+        value = name_update(
+            digits or "", name_decision(name_status), new.get("verified_name"), DEFAULT_REJECTION
         )
+        if digits is None:
+            del value["display_phone_number"]
+        out.append(PendingWebhook(NAME_FIELD, waba_id, value))
     return out
 
 
@@ -206,15 +207,27 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
         self._queue: asyncio.Queue[PendingWebhook] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._burst: asyncio.Queue[PendingWebhook] | None = None
+        self._burst_workers: list[asyncio.Task[None]] = []
 
     def dispatch(self) -> int:
         """Queue whatever the World has noticed since the last call; returns how many."""
         pending = self._world.collect_webhooks()
-        if pending:
-            queue = self._start_worker()
-            for item in pending:
-                queue.put_nowait(item)
+        for item in pending:
+            if item.concurrency > 1:
+                self._start_burst_workers(item.concurrency).put_nowait(item)
+            else:
+                self._start_worker().put_nowait(item)
         return len(pending)
+
+    def _start_burst_workers(self, count: int) -> asyncio.Queue[PendingWebhook]:
+        if self._burst is None:
+            self._burst = asyncio.Queue()
+        self._burst_workers = [w for w in self._burst_workers if not w.done()]
+        loop = asyncio.get_running_loop()
+        while len(self._burst_workers) < count:
+            self._burst_workers.append(loop.create_task(self._work(self._burst)))
+        return self._burst
 
     def _start_worker(self) -> asyncio.Queue[PendingWebhook]:
         if self._queue is None:
@@ -251,11 +264,12 @@ class WebhookSender:
             now = int(self._world.clock())
             time: int | str = str(now) if self._world.webhook_time_as_string else now
             payload = envelope(item.entry_id or item.waba_id, item.field, item.value, time)
+            url = item.url or target.url
             try:
-                status = await send_webhook(self._client(), target.url, target.app_secret, payload)
+                status = await send_webhook(self._client(), url, target.app_secret, payload)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 error = type(exc).__name__
-        record = self._world.record_webhook(item.field, item.waba_id, status, error)
+        record = self._world.record_webhook(item.field, item.waba_id, status, error, item.route)
         outcome = status if error is None else error
         log.info("webhook %s for WABA %s: %s", item.field, item.waba_id, outcome)
         return record
@@ -265,15 +279,20 @@ class WebhookSender:
         self.dispatch()
         if self._queue is not None:
             await self._queue.join()
+        if self._burst is not None:
+            await self._burst.join()
 
     async def close(self) -> None:
         """Stop the worker (pending sends are dropped) and close the client session."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        for worker in [self._worker, *self._burst_workers]:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        self._worker = None
+        self._burst_workers = []
         self._queue = None
+        self._burst = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -40,14 +40,15 @@ from .scenario import (
     WebhookTarget,
     normalize_number_fields,
     thaw,
-    webhook_target,
 )
+from .scenario_wiring import webhook_target
 from .webhooks import (
     WATCHED_NUMBER_FIELDS,
     PendingWebhook,
     number_change_webhooks,
     onboarding_webhook,
 )
+from .wiring import NOT_SUBSCRIBED, WiringMixin
 
 NodeKind = Literal["phone_number", "waba", "business"]
 ENDPOINTS: tuple[str, ...] = (
@@ -57,6 +58,8 @@ ENDPOINTS: tuple[str, ...] = (
     "business",
     "owned_whatsapp_business_accounts",
     "client_whatsapp_business_accounts",
+    "subscribed_apps",
+    "settings",
 )
 UNKNOWN_ENDPOINT = "unknown"
 MAX_ADVANCE = 1e9  # about 30 years; keeps the clock finite however often it is advanced
@@ -81,7 +84,7 @@ class UnknownObjectError(LookupError):
 LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
 
 
-class World(AccountsMixin):
+class World(AccountsMixin, WiringMixin):
     """Mutable simulated state. Not thread-safe: use it from one event loop."""
 
     def __init__(self, scenario: Scenario, *, time_source: Callable[[], float] = time.time) -> None:
@@ -121,6 +124,7 @@ class World(AccountsMixin):
             self._business_fields[business.id] = thaw(business.fields)
             self._business_health[business.id] = thaw(business.health)
             self._clients[business.id] = list(business.client_wabas)
+        self._init_wiring(self._start)
         self._actions: tuple[ActionEvent, ...] = scenario.timeline.actions
         self._action_cursor = (0, 0)  # (period index, action index) of the next step to run
         self._custom_number_fields = (
@@ -283,6 +287,9 @@ class World(AccountsMixin):
     def number_values(self, number_id: str, wanted: frozenset[str]) -> dict[str, Any]:
         view = self.number_view(number_id)
         waba_id = self._number_waba[number_id]
+        if "webhook_configuration" in wanted and "webhook_configuration" not in view:
+            # Computed from the overrides and the app's URL unless a scenario sets it verbatim.
+            view["webhook_configuration"] = self.webhook_configuration(number_id)
         if LIMIT_FIELD in wanted and LIMIT_FIELD not in view:
             # The portfolio's limit, shared by all its numbers (facts §1.2); a scenario may
             # still set a per-number value, which then wins.
@@ -505,6 +512,7 @@ class World(AccountsMixin):
         self._waba_numbers[waba_id].remove(number_id)
         self._former[number_id] = "phone_number"
         self._webhook_seen.pop(number_id, None)
+        self._forget_number_wiring(number_id)
 
     def remove_waba(self, waba_id: str) -> None:
         """The WABA and its numbers disappear; calls on them get the code-100/33 error."""
@@ -580,19 +588,33 @@ class World(AccountsMixin):
             if number_id in self._numbers and _watched(self.number_view(number_id)) != seen:
                 self._note_number(number_id, seen)
         pending, self._outbox = self._outbox, []
-        return pending
+        delivered = []
+        for item in pending:
+            if self.app_subscribed(item.waba_id):
+                delivered.append(item)
+            else:  # Meta sends nothing for a WABA the app is not subscribed to (facts §5)
+                self.record_webhook(item.field, item.waba_id, None, NOT_SUBSCRIBED, item.route)
+        return delivered
 
     def record_webhook(
-        self, field: str, waba_id: str, status: int | None, error: str | None
+        self,
+        field: str,
+        waba_id: str,
+        status: int | None,
+        error: str | None,
+        route: str | None = None,
     ) -> dict[str, Any]:
-        """Remember one delivery attempt (no URL, no secret) for ``GET /_sim/webhooks/sent``."""
-        record = {
+        """Remember one delivery attempt (no URL, no secret) for ``GET /_sim/webhooks/sent``;
+        ``route`` (message traffic only) names the override level that chose the URL."""
+        record: dict[str, Any] = {
             "field": field,
             "waba_id": waba_id,
             "status": status,
             "error": error,
             "time": self.clock(),
         }
+        if route is not None:
+            record["route"] = route
         self._webhooks_sent.append(record)
         return dict(record)
 
@@ -649,6 +671,7 @@ class World(AccountsMixin):
             "wabas": wabas,
             "app_health": _copy_plain(self._app_health),
             "alerts": self.alerts(),
+            "wiring": self.wiring_state(),
             "faults": [{**f.to_json(), "remaining": n} for f, n in self._faults],
             "stats": self.stats(),
             "webhooks": {

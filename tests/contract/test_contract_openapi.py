@@ -31,7 +31,14 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from monitor import model
-from monitor.simulator import Fault, World, build_app, builtin_scenario, scenario_from_yaml
+from monitor.simulator import (
+    Fault,
+    World,
+    build_app,
+    builtin_scenario,
+    parse_action,
+    scenario_from_yaml,
+)
 from monitor.simulator.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 SPEC_PATH = Path(__file__).parent / "openapi" / "business-messaging-api_v23.0.yaml"
@@ -271,7 +278,7 @@ async def test_waba_node_matches_spec(spec: Spec, client: Client, waba: str) -> 
 async def test_waba_edges_match_spec(spec: Spec, client: Client) -> None:
     status, owned, _ = await fetch(client, f"{V}/{ACME}/owned_whatsapp_business_accounts")
     assert status == 200
-    assert len(owned["data"]) == 6
+    assert len(owned["data"]) == 7
     assert_valid(spec.response_validator(OWNED_PATH, 200), owned)
     status, clients, _ = await fetch(
         client,
@@ -388,3 +395,87 @@ async def test_business_node_matches_spec(spec: Spec, client: Client) -> None:
     assert status == 200
     assert body["verification_status"] == "verified"
     assert_valid(validator, body)
+
+
+# --------------------------------------------------------------------------- security and routing
+
+
+SUBSCRIBED_PATH = "/{Version}/{WABA-ID}/subscribed_apps"
+CARE_WABA = "200000000000009"  # the demo WABA whose subscription lacks this app
+
+
+def _subscribed_examples(spec: Spec) -> dict[str, Any]:
+    response = spec.raw["paths"][SUBSCRIBED_PATH]["get"]["responses"]["200"]
+    examples: dict[str, Any] = response["content"]["application/json"]["examples"]
+    return examples
+
+
+@pytest.mark.parametrize("waba", [MAIN_WABA, CARE_WABA])
+async def test_subscribed_apps_match_spec(spec: Spec, client: Client, world: World,
+                                          waba: str) -> None:
+    """The path's response schema, and the nesting of its own examples and SubscribedApp_1.
+
+    Meta's spec disagrees with itself: the response schema's items (``SubscribedApp``) are
+    flat ``{id, name}``, while the path's examples and ``SubscribedApp_1`` nest the app under
+    ``whatsapp_business_api_data`` (as account-health facts §5 does); ``SubscribedApp_1``'s
+    inner ``$ref`` points at a request schema, so the inner object is checked against
+    ``SubscribedApp`` and the example's keys.
+    """
+    world.run_action(parse_action("set_webhook_override",
+                                  {"waba": MAIN_WABA, "url": "https://override.example/h"},
+                                  "test"))
+    status, body, _ = await fetch(client, f"{V}/{waba}/subscribed_apps")
+    assert status == 200
+    assert_valid(spec.response_validator(SUBSCRIBED_PATH, 200), body)
+    examples = _subscribed_examples(spec)
+    example_item = examples["multiple_subscriptions"]["value"]["data"][0]
+    assert set(body) == set(examples["no_subscriptions"]["value"]) == {"data"}
+    entry = spec.validator("/components/schemas/SubscribedApp_1")
+    inner = spec.validator("/components/schemas/SubscribedApp")
+    assert body["data"]
+    for item in body["data"]:
+        assert_valid(entry, item)
+        assert_valid(inner, item["whatsapp_business_api_data"])
+        assert set(item["whatsapp_business_api_data"]) == set(
+            example_item["whatsapp_business_api_data"]
+        )
+        assert set(item) <= {"whatsapp_business_api_data", "override_callback_uri"}
+    if waba == MAIN_WABA:
+        assert body["data"][0]["override_callback_uri"] == "https://override.example/h"
+
+
+def test_subscribed_app_schema_still_checks_types(spec: Spec) -> None:
+    entry = spec.validator("/components/schemas/SubscribedApp_1")
+    assert list(entry.iter_errors({"override_callback_uri": "https://x/"}))  # required key
+    assert list(entry.iter_errors({"whatsapp_business_api_data": {}, "override_callback_uri": 5}))
+    inner = spec.validator("/components/schemas/SubscribedApp")
+    assert list(inner.iter_errors({"id": 900000000000001}))
+
+
+async def test_subscribed_apps_refusal_matches_spec(spec: Spec, aiohttp_client: Any) -> None:
+    world = World(scenario_from_yaml(
+        'businesses: [{id: "1", wabas: [{id: "2", refuse_subscribed_apps: true}]}]\n'))
+    client: Client = await aiohttp_client(build_app(world))
+    status, body, _ = await fetch(client, f"{V}/2/subscribed_apps")
+    assert status == 403
+    assert_valid(spec.response_validator(SUBSCRIBED_PATH, 403), body)
+    example = spec.raw["paths"][SUBSCRIBED_PATH]["get"]["responses"]["403"]["content"][
+        "application/json"]["example"]["error"]
+    assert (body["error"]["code"], body["error"]["error_subcode"]) == (
+        example["code"], example["error_subcode"])
+
+
+@pytest.mark.parametrize("number", ["300000000000001", "300000000000036", "300000000000037"])
+async def test_number_node_with_security_fields_matches_spec(
+    spec: Spec, client: Client, number: str
+) -> None:
+    fields = ",".join((*model.PHONE_NUMBER_FIELDS, "is_pin_enabled", "last_onboarded_time",
+                       "webhook_configuration", "new_name_status"))
+    status, body, _ = await fetch(client, f"{V}/{number}", fields=fields)
+    assert status == 200
+    assert "webhook_configuration" in body and "last_onboarded_time" in body
+    assert_valid(spec.response_validator(NODE_PATH, 200), body)
+    status, page, _ = await fetch(client, f"{V}/{MAIN_WABA}/phone_numbers", fields=fields,
+                                  limit="100")
+    assert status == 200
+    assert_valid(spec.response_validator(LIST_PATH, 200), page)

@@ -631,6 +631,7 @@ async def test_demo_timeline_announces_its_cast(client_for: Factory, receiver: R
         ("200000000000006", "account_update", "ACCOUNT_VIOLATION"),
         ("200000000000006", "account_update", "DISABLED_UPDATE"),
         ("200000000000007", "account_review_update", "PENDING"),
+        (MAIN_WABA, "security", "PIN_RESET_REQUEST"),
         (BISTRO_WABA, "account_alerts", "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED"),
         (MAIN_WABA, "account_alerts", "PROFILE_PICTURE_LOST"),
     ]

@@ -381,6 +381,7 @@ async def test_owned_and_client_edges(demo: Client) -> None:
         {"id": "200000000000006", "name": "Acme Retail - Outlet"},
         {"id": "200000000000007", "name": "Acme Retail - Pilot"},
         {"id": "200000000000008", "name": "Acme Retail - Payments"},
+        {"id": "200000000000009", "name": "Acme Retail - Care"},
     ]
     _, client, _ = await get_json(
         demo,
@@ -594,7 +595,7 @@ async def test_every_demo_number_parses_with_the_exporter_model(demo: Client) ->
             if "next" not in body["paging"]:
                 break
             after = body["paging"]["cursors"]["after"]
-    assert len(parsed) == 142
+    assert len(parsed) == 147
     assert parsed[OFFLINE].status == "OFFLINE"
     assert parsed[SPARSE].throughput_level is None
     assert parsed[SPARSE].registered is None

@@ -136,6 +136,7 @@ def test_demo_timeline_uses_the_current_model(demo: Scenario) -> None:
         (8.0, "record_violation", True),
         (10.0, "ban_waba", True),
         (15.0, "review_waba", True),
+        (20.0, "security_event", True),
         (30.0, "account_alert", False),
         (45.0, "account_alert", False),
     ]

@@ -457,9 +457,13 @@ async def test_capability_endpoint_notifies_every_owned_waba(
     )
     assert status == 200
     owned = demo_world.owned_waba_ids(ACME)
-    assert owned[:2] == [MAIN_WABA, FLEET_WABA] and len(owned) == 6
-    assert [(s["waba_id"], s["status"]) for s in body["sent"]] == [(w, 200) for w in owned]
-    assert [r.change["waba_id"] for r in receiver.got] == owned
+    assert owned[:2] == [MAIN_WABA, FLEET_WABA] and len(owned) == 7
+    # The Care WABA has not subscribed this app: Meta sends it nothing.
+    care = "200000000000009"
+    assert [(s["waba_id"], s["status"]) for s in body["sent"]] == [
+        (w, None if w == care else 200) for w in owned
+    ]
+    assert [r.change["waba_id"] for r in receiver.got] == [w for w in owned if w != care]
     for got in receiver.got:
         assert verify_signature(got.body, got.headers["X-Hub-Signature-256"], SECRET)
         assert got.change["field"] == "business_capability_update"
