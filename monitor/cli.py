@@ -35,6 +35,8 @@ DEMO_TOKEN = "demo-token"  # noqa: S105 - the simulator's public demo credential
 # The demo's large enterprise portfolio registers more than 20 numbers, which takes a cap
 # raised by Meta support; the demo says so in configuration, as a real deployment would.
 DEMO_CAPS = {"100000000000001": 250}
+DEMO_APP_ID = "900000000000001"  # the demo scenario's app: subscribed to all WABAs but one
+DEMO_IDENTITY_CHECK = frozenset({"100000000000002"})  # its numbers must have the check on
 DEMO_APP_SECRET = "demo-app-secret"  # noqa: S105 - signs the simulator's demo webhooks
 DEMO_VERIFY_TOKEN = "demo-verify-token"  # noqa: S105
 
@@ -153,15 +155,23 @@ async def _demo(listen: tuple[str, int], sim_listen: tuple[str, int], interval: 
     runner, sim_url = await start_simulator(world, host=sim_listen[0], port=sim_listen[1])
     try:
         with tempfile.TemporaryDirectory(prefix="waba-monitor-demo-") as tmp:
+            host = listen[0] if listen[0] not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+            host = f"[{host}]" if ":" in host else host
             config = {
-                "graph": {"base_url": sim_url, "api_version": "v24.0"},
+                "graph": {"base_url": sim_url, "api_version": "v24.0",
+                          "app_id": DEMO_APP_ID},
                 "businesses": [
-                    {"id": b.id, "registration_cap": DEMO_CAPS.get(b.id, "auto")}
+                    {"id": b.id, "registration_cap": DEMO_CAPS.get(b.id, "auto"),
+                     "require_identity_key_check": b.id in DEMO_IDENTITY_CHECK}
                     for b in scenario.businesses
                 ],
-                "schedule": {"scan_interval": interval, "jitter": 0.1},
+                "schedule": {"scan_interval": interval, "jitter": 0.1,
+                             "settings_interval": "10m"},
                 "server": {"listen": f"{listen[0]}:{listen[1]}"},
                 "state": {"directory": str(Path(tmp) / "state")},
+                # The simulator's default callback is where it sends webhooks: this daemon.
+                "webhooks": {"expected_callback_url":
+                             f"http://{host}:{listen[1]}/webhooks/whatsapp"},
             }
             path = Path(tmp) / "demo.yaml"
             path.write_text(yaml.safe_dump(config))

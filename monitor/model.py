@@ -83,6 +83,10 @@ PHONE_NUMBER_FIELDS: tuple[str, ...] = (
     "whatsapp_business_manager_messaging_limit",
     "messaging_limit_tier",
     "health_status",
+    "is_pin_enabled",
+    "last_onboarded_time",
+    "new_name_status",
+    "webhook_configuration",
 )
 
 

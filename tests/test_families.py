@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import exposition
@@ -100,6 +101,7 @@ async def _send_account_webhooks(session: aiohttp.ClientSession, sim: str, daemo
          "alert_severity": "WARNING"},
         {"action": "set_business", "business": "100000000000002",
          "max_phone_numbers_per_waba": 25},
+        {"action": "security_event", "number": "300000000000010", "event": "PIN_RESET_REQUEST"},
     ):
         await post("/_sim/actions", action)
 
@@ -121,9 +123,13 @@ async def test_demo_scenario_serves_every_declared_family_and_nothing_else() -> 
     runner, sim_url = await start_simulator(World(builtin_scenario("demo")))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            config = demo_config(Path(tmp), sim_url)
-            with config.open("a") as extra:
-                extra.write("metrics:\n  include: ['*']\n")
+            config = demo_config(Path(tmp), sim_url, app_id="900000000000001")
+            doc = yaml.safe_load(config.read_text())
+            doc["metrics"] = {"include": ["*"]}  # deprecated families too
+            doc["schedule"]["settings_interval"] = "2s"
+            doc["businesses"][1]["require_identity_key_check"] = True
+            doc["webhooks"] = {"expected_callback_url": "https://monitor.example/webhooks"}
+            config.write_text(yaml.safe_dump(doc))
             settings = load_settings(config, environ={})
             async with Runtime(settings, access_token=DEMO_TOKEN, app_secret=APP_SECRET,
                                port=0) as runtime, aiohttp.ClientSession() as session:

@@ -137,7 +137,28 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def _graph_node(request: web.Request) -> web.StreamResponse:
     world = request.app[WORLD_KEY]
     object_id = request.match_info["object_id"]
+    if object_id == "debug_token":
+        return _debug_token(request, world)
     return await _graph(request, world.node_endpoint(object_id), object_id, None)
+
+
+DEBUG_TOKEN_SCOPES = ("whatsapp_business_management", "whatsapp_business_messaging",
+                      "business_management")
+
+
+def _debug_token(request: web.Request, world: World) -> web.StreamResponse:
+    """``GET /debug_token?input_token=…`` with an app token (``app_id|app_secret``): what the
+    token may do. The scenario's tokens are system-user tokens that never expire."""
+    world.count("debug_token", "debug_token")
+    header = request.headers.get("Authorization", "")
+    if "|" not in header:
+        return _graph_error(request, world, errors.invalid_token(), None)
+    token = request.query.get("input_token", "")
+    valid = world.accepts_token(token)
+    data: dict[str, Any] = {"is_valid": valid, "type": "SYSTEM_USER", "expires_at": 0,
+                            "data_access_expires_at": 0,
+                            "scopes": list(DEBUG_TOKEN_SCOPES) if valid else []}
+    return _json(200, {"data": data}, _graph_headers(request, world, None))
 
 
 async def _graph_edge(request: web.Request) -> web.StreamResponse:
