@@ -40,11 +40,12 @@ SEVERITIES = {"critical", "warning", "info"}
 
 # The public contract: every alert name, with the severities its rules must have.
 REQUIRED_ALERTS: dict[str, set[str]] = {
-    "WhatsAppPhoneNumberNotConnected": {"critical"},
+    "WhatsAppPhoneNumberNotConnected": {"critical", "warning"},
     "WhatsAppRegistrationCapApproaching": {"warning"},
     "WhatsAppRegistrationCapReached": {"critical"},
     "WhatsAppQualityRatingLow": {"warning", "critical"},
     "WhatsAppDisplayNameRejected": {"warning"},
+    "WhatsAppDisplayNameCertificateExpired": {"warning"},
     "WhatsAppCannotSendMessages": {"warning", "critical"},
     "WhatsAppMessagingLimitDecreased": {"warning"},
     "WhatsAppMonitorDown": {"critical"},
@@ -61,7 +62,21 @@ REQUIRED_ALERTS: dict[str, set[str]] = {
     "WhatsAppAccountReviewNotApproved": {"warning"},
     "WhatsAppAccountViolation": {"warning"},
     "WhatsAppAccountAlert": {"critical", "warning", "info"},
+    "WhatsAppTwoStepVerificationDisabled": {"warning"},
+    "WhatsAppPinResetRequested": {"critical", "warning"},
+    "WhatsAppIdentityKeyCheckDisabled": {"warning"},
+    "WhatsAppWebhookSubscriptionMissing": {"critical", "warning"},
+    "WhatsAppWebhookMisrouted": {"warning"},
 }
+
+# SANDBOX numbers never page. A critical rule about numbers (its expression reads a
+# per-number family) leaves them out with `unless on (...) <SANDBOX numbers>`; its warning twin
+# carries the static label account_mode="SANDBOX" and keeps only them with `and on (...)`.
+SANDBOX_SELECTOR = 'whatsapp_phone_number_info{account_mode="SANDBOX"}'
+SANDBOX_CLAUSE = re.compile(
+    r"(unless|and) on \([^)]*\) [(\s]*(?:count by \([^)]*\) \(|label_replace\()?"
+    + re.escape(SANDBOX_SELECTOR)
+)
 
 # Since 7 Oct 2025 the messaging limit belongs to the business portfolio; the per-number
 # families are deprecated (not in the default include list) and no rule may use them.
@@ -209,9 +224,15 @@ def test_alert_has_severity_annotations_and_runbook(rule: dict[str, Any]) -> Non
     assert anchor in _runbook_anchors(), f"{name}: docs/runbook.md has no heading #{anchor}"
 
 
+def _is_per_number(rule: dict[str, Any]) -> bool:
+    """The alert is about a number: its expression starts from a per-number family (other
+    rules may read whatsapp_phone_number_info only to leave SANDBOX numbers out)."""
+    return re.match(r"[\s(]*whatsapp_phone_number_", rule["expr"]) is not None
+
+
 @pytest.mark.parametrize(
     "rule",
-    [r for r in _alert_rules() if "whatsapp_phone_number_" in r["expr"]],
+    [r for r in _alert_rules() if _is_per_number(r)],
     ids=_alert_rule_id,
 )
 def test_phone_number_alert_names_the_number(rule: dict[str, Any]) -> None:
@@ -256,6 +277,35 @@ def test_portfolio_alert_lists_its_wabas(rule: dict[str, Any]) -> None:
         f"{rule['alert']}: description does not list the portfolio's WABAs"
     )
     assert ".Labels.name" in description, f"{rule['alert']}: no WABA names"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        r
+        for r in _alert_rules()
+        if "whatsapp_phone_number_" in r["expr"] or "whatsapp_account_alert_" in r["expr"]
+    ],
+    ids=_alert_rule_id,
+)
+def test_sandbox_numbers_never_page(rule: dict[str, Any]) -> None:
+    expr = " ".join(rule["expr"].split())
+    labels = rule.get("labels", {})
+    clauses = [m.group(1) for m in SANDBOX_CLAUSE.finditer(expr)]
+    if labels.get("severity") == "critical":
+        assert clauses == ["unless"], f"{rule['alert']}: critical without `unless` SANDBOX"
+    elif labels.get("account_mode") == "SANDBOX":
+        assert labels.get("severity") == "warning", rule["alert"]
+        assert clauses == ["and"], f"{rule['alert']}: SANDBOX twin without `and` SANDBOX"
+    else:
+        assert not clauses, f"{rule['alert']}: SANDBOX filter without account_mode label"
+
+
+def test_every_critical_number_alert_has_a_sandbox_warning_twin() -> None:
+    rules = [r for r in _alert_rules() if SANDBOX_SELECTOR in r["expr"]]
+    critical = {r["alert"] for r in rules if r["labels"]["severity"] == "critical"}
+    twins = {r["alert"] for r in rules if r["labels"].get("account_mode") == "SANDBOX"}
+    assert critical == twins, (critical, twins)
 
 
 def test_no_rule_uses_the_deprecated_per_number_messaging_limit() -> None:
@@ -529,6 +579,16 @@ def test_alertmanager_inhibit_rules() -> None:
     ):
         assert re.fullmatch(target.group(1), name), name
     assert not re.fullmatch(target.group(1), "WhatsAppAccountDisabled")
+    assert inhibits(
+        {'alertname="WhatsAppWebhookSubscriptionMissing"'},
+        {'alertname="WhatsAppWebhookMisrouted"'},
+        {"business_id", "waba_id"},
+    )
+    assert inhibits(
+        {'alertname="WhatsAppPinResetRequested"'},
+        {'alertname="WhatsAppTwoStepVerificationDisabled"'},
+        {"business_id", "waba_id", "phone_number_id"},
+    )
 
 
 # Alerts as Prometheus would send them (only the labels inhibition looks at), and whether the
@@ -567,6 +627,22 @@ INHIBITION_CASES: list[tuple[dict[str, str], bool]] = [
       "entity_type": "BUSINESS", "entity_id": _B,
       "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED",
       "alert_severity": "WARNING"}, False),
+    # A WABA without the app's subscription: its numbers' Misrouted is muted (no webhook
+    # reaches any URL, and re-subscribing may change the routing); another WABA's is not.
+    ({"alertname": "WhatsAppWebhookSubscriptionMissing", "severity": "critical",
+      "business_id": _B, "waba_id": _W2}, False),
+    ({"alertname": "WhatsAppWebhookMisrouted", "severity": "warning", "business_id": _B,
+      "waba_id": _W2, "phone_number_id": "4"}, True),
+    ({"alertname": "WhatsAppWebhookMisrouted", "severity": "warning", "business_id": _B,
+      "waba_id": _W, "phone_number_id": "1"}, False),
+    # A PIN reset (request or completion) explains two-step verification being off for that
+    # number only.
+    ({"alertname": "WhatsAppPinResetRequested", "severity": "critical", "business_id": _B,
+      "waba_id": _W2, "phone_number_id": "4", "event": "PIN_REQUEST_SUCCESS"}, False),
+    ({"alertname": "WhatsAppTwoStepVerificationDisabled", "severity": "warning",
+      "business_id": _B, "waba_id": _W2, "phone_number_id": "4"}, True),
+    ({"alertname": "WhatsAppTwoStepVerificationDisabled", "severity": "warning",
+      "business_id": _B, "waba_id": _W2, "phone_number_id": "5"}, False),
     # The older inhibitions still work.
     ({"alertname": "WhatsAppRegistrationCapReached", "severity": "critical",
       "business_id": _B2}, False),
