@@ -34,6 +34,8 @@ class Finding:
 
 
 def number_findings(business_id: str, waba_id: str, n: PhoneNumber) -> list[Finding]:
+    """A number's problems by the rules of the shipped alerts; a SANDBOX number never makes
+    anything critical (its critical problems are warnings, as its alerts are)."""
     found: list[tuple[Level, str]] = []
     if n.status is not None and n.status != "CONNECTED":
         found.append((Level.CRITICAL, f"status {n.status}"))
@@ -41,16 +43,27 @@ def number_findings(business_id: str, waba_id: str, n: PhoneNumber) -> list[Find
         found.append((Level.CRITICAL, "quality RED"))
     elif n.quality_rating == "YELLOW":
         found.append((Level.WARNING, "quality YELLOW"))
-    if n.name_status in ("DECLINED", "EXPIRED"):
-        found.append((Level.WARNING, f"display name {n.name_status}"))
+    if n.name_status == "DECLINED":
+        found.append((Level.WARNING, "display name DECLINED"))
+    elif n.name_status == "EXPIRED" and n.registered is not True:
+        found.append((Level.WARNING, "display-name certificate EXPIRED (not registered yet)"))
     if n.health_status == "BLOCKED":
         found.append((Level.CRITICAL, "cannot send messages (BLOCKED)"))
     elif n.health_status == "LIMITED":
         found.append((Level.WARNING, "can send messages only LIMITED"))
-    return [Finding(level, business_id, waba_id, n.id, text) for level, text in found]
+    if n.pin_enabled is False and n.registered is not False:
+        found.append((Level.WARNING, "two-step verification off"))
+    if n.callback_matches is False:
+        found.append((Level.WARNING, "webhooks go to another callback URL"
+                      + (f" ({n.callback_origin})" if n.callback_origin else "")))
+    sandbox = n.account_mode == "SANDBOX"
+    return [Finding(Level.WARNING if sandbox and level is Level.CRITICAL else level,
+                    business_id, waba_id, n.id, text + (" [SANDBOX]" if sandbox else ""))
+            for level, text in found]
 
 
 DAY = 86_400.0
+PIN_RESET_EVENTS = frozenset({"PIN_RESET_REQUEST", "PIN_REQUEST_SUCCESS", "PIN_RESET_SUCCESS"})
 
 
 def waba_findings(store: Store, business_id: str, waba_id: str, now: float) -> list[Finding]:
@@ -77,7 +90,36 @@ def waba_findings(store: Store, business_id: str, waba_id: str, now: float) -> l
                            for e in node.health_errors) or "no error given"
         level = Level.CRITICAL if node.can_send_message == "BLOCKED" else Level.WARNING
         found.append((level, f"WABA can send messages: {node.can_send_message} ({errors})"))
-    return [Finding(level, business_id, waba_id, None, text) for level, text in found]
+    if store.subscription(waba_id) is False:
+        found.append((Level.CRITICAL, "our app is not subscribed: no webhook arrives"))
+    out = [Finding(level, business_id, waba_id, None, text) for level, text in found]
+    return out + security_findings(store, business_id, waba_id, now)
+
+
+def security_findings(store: Store, business_id: str, waba_id: str,
+                      now: float) -> list[Finding]:
+    """A PIN reset asked for (or done) in the last day is critical (a warning for SANDBOX
+    numbers); the identity check off where the business requires it, a warning."""
+    state, facts = store.waba(waba_id), store.waba_facts(waba_id)
+    if state is None:
+        return []
+    numbers = {n.id: n for n in state.numbers}
+    out: list[Finding] = []
+    for number_id, events in (facts.security_events.items() if facts else ()):
+        number = numbers.get(number_id)
+        recent = [e for e, at in events.items() if e in PIN_RESET_EVENTS and now - at < DAY]
+        if number is None or not recent:
+            continue
+        level = Level.WARNING if number.account_mode == "SANDBOX" else Level.CRITICAL
+        out.append(Finding(level, business_id, waba_id, number_id,
+                           f"PIN reset: {', '.join(sorted(recent))} in the last 24 h"))
+    summary = store.summary(business_id)
+    if summary is not None and summary.identity_check_required:
+        for number_id, enabled in store.number_settings(waba_id).items():
+            if not enabled and number_id in numbers:
+                out.append(Finding(Level.WARNING, business_id, waba_id, number_id,
+                                   "identity change check off (required)"))
+    return out
 
 
 def alert_findings(store: Store, business_id: str, now: float) -> list[Finding]:

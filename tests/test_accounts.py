@@ -304,3 +304,37 @@ def test_status_page_lists_onboarding_and_name_decisions() -> None:
     stuck = page.split("Still PENDING more than a day", 1)[1].split("</table>", 1)[0]
     assert "+1 555 0001" in stuck and "+1 555 0003" not in stuck  # only a day after onboarding
     assert "+1 555 0002 (WABA 201): REJECTED, reason NAME_FORMAT_UNACCEPTABLE" in page
+
+
+def test_check_follows_the_security_and_sandbox_rules() -> None:
+    from monitor.accounts import record_security_event
+    from monitor.check import Level, evaluate
+
+    now = 100_000.0
+    store = Store(clock=lambda: now)
+    store.put_business(BusinessState("101", configured_cap=100, identity_check_required=True))
+    numbers = (
+        PhoneNumber("1", status="PENDING", account_mode="SANDBOX", platform_type="CLOUD_API"),
+        PhoneNumber("2", status="CONNECTED", name_status="EXPIRED", platform_type="CLOUD_API",
+                    pin_enabled=False),
+        PhoneNumber("3", status="CONNECTED", name_status="EXPIRED",
+                    platform_type="NOT_APPLICABLE", callback_matches=False,
+                    callback_origin="https://crm.example"),
+    )
+    store.put_waba(WabaState("101", "201", numbers=numbers, up=True, polled=True))
+    facts = record_security_event(WabaFacts(), "2", "PIN_RESET_REQUEST", now - 3_600)
+    store.put_waba_facts("201", record_security_event(facts, "1", "PIN_RESET_REQUEST",
+                                                      now - 60))
+    store.put_number_setting("201", "3", False)
+    store.put_subscription("201", False)
+    found = {(f.phone_number_id, f.problem): f.level for f in evaluate(store, now=now)}
+    assert found[("1", "status PENDING [SANDBOX]")] is Level.WARNING  # never critical
+    assert found[("1", "PIN reset: PIN_RESET_REQUEST in the last 24 h")] is Level.WARNING
+    assert found[("2", "PIN reset: PIN_RESET_REQUEST in the last 24 h")] is Level.CRITICAL
+    assert found[("2", "two-step verification off")] is Level.WARNING
+    assert ("2", "display-name certificate EXPIRED (not registered yet)") not in found
+    assert found[("3", "display-name certificate EXPIRED (not registered yet)")] is Level.WARNING
+    assert found[("3", "webhooks go to another callback URL (https://crm.example)")] is (
+        Level.WARNING)
+    assert found[("3", "identity change check off (required)")] is Level.WARNING
+    assert found[(None, "our app is not subscribed: no webhook arrives")] is Level.CRITICAL

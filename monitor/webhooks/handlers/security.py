@@ -28,7 +28,9 @@ def handle(change: WebhookChange, sink: WebhookSink) -> Outcome:
     event = value.get("event")
     display = value.get("display_phone_number")
     details: dict[str, object] = {"event_value": log_text(event),
-                                  "display_phone_number": log_text(display)}
+                                  "display_phone_number": log_text(display),
+                                  # the Meta Business Suite user who asked for a reset
+                                  "requester": log_text(value.get("requester"))}
     if not isinstance(event, str) or not event or len(event) > 64:
         return Outcome.invalid("event value missing or not a short string", **details)
     owner = sink.owner_of(change.waba_id)
