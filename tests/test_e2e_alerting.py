@@ -300,8 +300,9 @@ def test_account_restricted_fires_from_a_signed_webhook_and_resolves_at_expiry(
     assert notification.payload["receiver"] == "page"
     description = " ".join(alert["annotations"]["description"].split())
     assert ACCOUNT_WABA in description and "Payments" in description  # the WABA's name
+    # Meta's expiration is whole seconds: the alert may end a moment before restricted + 20.
     _, resolved = stack.wait_for_alert("WhatsAppAccountRestricted", "resolved",
-                                       since=restricted + 20, waba_id=ACCOUNT_WABA)
+                                       since=restricted + 15, waba_id=ACCOUNT_WABA)
     assert resolved["labels"] == labels
 
 
@@ -326,6 +327,65 @@ def test_account_scheduled_for_disable_fires_from_a_signed_webhook_and_resolves(
     _, resolved = stack.wait_for_alert("WhatsAppAccountScheduledForDisable", "resolved",
                                        since=reinstated, waba_id=ACCOUNT_WABA)
     assert resolved["labels"]["waba_id"] == ACCOUNT_WABA
+
+
+UNSUBSCRIBED_WABA = "200000000000009"  # the demo's WABA whose subscription lacks our app
+SANDBOX_NUMBER = "300000000000022"  # the demo's SANDBOX number, PENDING (not CONNECTED)
+
+
+def test_webhook_subscription_missing_fires_and_resolves(stack: Stack) -> None:
+    notification, alert = stack.wait_for_alert(
+        "WhatsAppWebhookSubscriptionMissing", "firing", since=0, waba_id=UNSUBSCRIBED_WABA)
+    assert alert["labels"]["severity"] == "critical"
+    assert notification.payload["receiver"] == "page"
+    subscribed = time.time()
+    stack.product.control("POST", "/_sim/actions", {"action": "subscribe_app",
+                                                    "waba": UNSUBSCRIBED_WABA})
+    try:
+        _, resolved = stack.wait_for_alert("WhatsAppWebhookSubscriptionMissing", "resolved",
+                                           since=subscribed, waba_id=UNSUBSCRIBED_WABA)
+        assert resolved["labels"]["waba_id"] == UNSUBSCRIBED_WABA
+    finally:
+        stack.product.control("POST", "/_sim/actions", {"action": "unsubscribe_app",
+                                                        "waba": UNSUBSCRIBED_WABA})
+
+
+def test_pin_reset_requested_fires_from_a_signed_webhook_and_resolves(stack: Stack) -> None:
+    """Someone asks to turn two-step verification off: the security webhook pages at once;
+    the alert ends when the number is gone (else 24 h after the request)."""
+    waba = "200000000000007"
+    number = str(max(int(n.id) for _, n in stack.scenario.numbers()) + 2)
+    stack.product.control("POST", f"/_sim/wabas/{waba}/numbers", {
+        "id": number, "display_phone_number": "+1 555-099-0002", "verified_name": "E2E Pin",
+        "status": "CONNECTED", "platform_type": "CLOUD_API", "account_mode": "LIVE",
+        "is_pin_enabled": True})
+    stack.wait_for_value(f'whatsapp_phone_number_connected{{phone_number_id="{number}"}}', 1,
+                         "the new number is polled")
+    asked = time.time()
+    stack.product.control("POST", "/_sim/actions", {
+        "action": "security_event", "number": number, "event": "PIN_RESET_REQUEST"})
+    try:
+        notification, alert = stack.wait_for_alert(
+            "WhatsAppPinResetRequested", "firing", since=asked, phone_number_id=number)
+        assert alert["labels"]["severity"] == "critical"
+        assert notification.payload["receiver"] == "page"
+        assert "+1 555-099-0002" in " ".join(alert["annotations"]["description"].split())
+    finally:
+        removed = time.time()
+        stack.product.control("DELETE", f"/_sim/numbers/{number}")
+    stack.wait_for_alert("WhatsAppPinResetRequested", "resolved", since=removed,
+                         phone_number_id=number)
+
+
+def test_a_sandbox_number_not_connected_never_pages(stack: Stack) -> None:
+    _, alert = stack.wait_for_alert("WhatsAppPhoneNumberNotConnected", "firing", since=0,
+                                    phone_number_id=SANDBOX_NUMBER)
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["labels"]["account_mode"] == "SANDBOX"
+    critical = [a for _, a in stack.product.receiver.alerts(since=0)
+                if a["labels"].get("phone_number_id") == SANDBOX_NUMBER
+                and a["labels"].get("severity") == "critical"]
+    assert critical == []
 
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:

@@ -196,12 +196,14 @@ def daemon_config(sim_url: str, scenario: Scenario, *,
     """Every business of the scenario, WABAs discovered, polled every second."""
     caps = caps or {}
     return {
-        "graph": {"base_url": sim_url, "max_retries": 1, "timeout": "3s"},
+        # The demo's app: its subscriptions are read at the discovery cadence, here 2 s.
+        "graph": {"base_url": sim_url, "max_retries": 1, "timeout": "3s",
+                  "app_id": "900000000000001"},
         "businesses": [
             {"id": b.id, **({"registration_cap": caps[b.id]} if b.id in caps else {})}
             for b in scenario.businesses
         ],
-        "schedule": {"scan_interval": "1s", "jitter": 0},
+        "schedule": {"scan_interval": "1s", "jitter": 0, "discovery_interval": "2s"},
         "server": {"listen": "127.0.0.1:0"},
         "state": {"directory": None},  # every run starts from the simulator, not a state file
     }
