@@ -127,7 +127,8 @@ async def test_no_secret_in_logs_metrics_or_answers(tmp_path: Path) -> None:
             "throttled", "not_found"} <= kinds
     names = {e["event"] for e in events}
     assert {"graph_retry", "webhook_rejected", "webhook_event", "webhook_verification",
-            "token_check_failed", "stopped"} <= names
+            "stopped"} <= names
+    assert names & {"token_checked", "token_check_failed"}  # the app token was used
     assert "[REDACTED]" in text
 
     for name, secret in SECRETS.items():
