@@ -172,6 +172,9 @@ def alive(proc: Any, what: str, log_path: Path) -> None:
 # --------------------------------------------------------------------------- fleet + config
 
 
+APP_ID = "900000000000001"  # the simulator's default app id for generated fleets
+
+
 def fleet_config(businesses: int, sim_url: str, path: Path, state: Path) -> int:
     """Write the daemon's config for the generated fleet; returns the number of WABAs.
 
@@ -181,7 +184,8 @@ def fleet_config(businesses: int, sim_url: str, path: Path, state: Path) -> int:
     scenario = generate_scenario(businesses=businesses, wabas_per_business=WABAS_PER_BUSINESS,
                                  numbers_per_waba=0, token=TOKEN)
     config = {
-        "graph": {"base_url": sim_url, "api_version": "v24.0"},
+        # With the scenario's app id, WABA subscriptions are read too (discovery cadence).
+        "graph": {"base_url": sim_url, "api_version": "v24.0", "app_id": APP_ID},
         "businesses": [{"id": b.id, "wabas": [w.id for w in b.wabas]}
                        for b in scenario.businesses],
         "schedule": {"scan_interval": "1h", "jitter": 0},
