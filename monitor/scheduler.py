@@ -23,6 +23,7 @@ from monitor.daemon import Monitor
 from monitor.fleet import Target, Watch
 
 log = structlog.get_logger("monitor.scheduler")
+FIRST_POLL_CHECK = 0.25  # seconds between looks at whether the first polls are done
 
 
 def add_job(scheduler: AsyncIOScheduler, job_id: str, func: Callable[..., Awaitable[None]],
@@ -143,6 +144,7 @@ class Jobs:
             self.apply(reason="not found by discovery")
         mine = [w.target for w in self.fleet.desired().values() if w.via == business.id]
         if mine:
+            await self._after_first_polls()
             await self.monitor.refresh_wabas(mine)
             self.apply(reason="attributed to its owner")
 
@@ -155,6 +157,16 @@ class Jobs:
             return
         job.modify(next_run_time=datetime.now(UTC))
         log.info("discovery_requested", business_id=business_id, reason=reason)
+
+    async def _after_first_polls(self) -> None:
+        """Polls come first: a WABA's node and subscription are read once every WABA has
+        had its first poll (or half a discovery interval has passed), so the reads that
+        run at the discovery cadence never compete with the first full poll at start."""
+        limit = self.monitor.settings.schedule.discovery_interval / 2
+        waited = 0.0
+        while not (self._started and self.monitor.store.ready) and waited < limit:
+            await asyncio.sleep(FIRST_POLL_CHECK)
+            waited += FIRST_POLL_CHECK
 
     async def _quietly(self, work: Awaitable[object]) -> None:
         try:
