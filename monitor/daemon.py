@@ -254,17 +254,22 @@ class Monitor:
                         waba_id=target.waba_id, app_id=app_id, other_apps=len(apps))
         return app_id in apps
 
-    async def refresh_wabas(self, targets: Iterable[Target]) -> None:
+    async def refresh_wabas(self, targets: Iterable[Target]) -> bool:
         """Read many WABA nodes and subscriptions (bounded by the client's concurrency),
-        then store them."""
+        then store them; True when a WABA was attributed to another owner (the store was
+        synced for it; the caller's jobs follow)."""
         targets = list(targets)
+        before = self.fleet.owners()
         nodes = await asyncio.gather(*(self.read_waba(t) for t in targets))
         subscribed = await asyncio.gather(*(self.read_subscription(t) for t in targets))
-        self.sync(reason="attributed to its owner")
+        attributed = self.fleet.owners() != before
+        if attributed:
+            self.sync(reason="attributed to its owner")
         for target, node, sub in zip(targets, nodes, subscribed, strict=True):
             if node is not None:
                 self.put_waba_node(target.waba_id, node)
             self.store.put_subscription(target.waba_id, sub)
+        return attributed
 
     # --- polling -------------------------------------------------------------------------
     async def poll_waba(self, target: Target) -> WabaState | None:

@@ -106,13 +106,18 @@ class Fleet:
                 accepted.append(watch)
         return accepted
 
-    def discovered(self, via: str, found: Iterable[Target] | None) -> None:
-        """Record one discovery of business ``via``; None means it failed (keep what we had)."""
+    def discovered(self, via: str, found: Iterable[Target] | None) -> bool:
+        """Record one discovery of business ``via``; None means it failed (keep what we had).
+        True when the desired set changed."""
         self._attempted.add(via)
         if found is None:
-            return
-        self._discovered[via] = frozenset(t for t in found if self.shard.owns(t.business_id))
-        self._restored = {w: watch for w, watch in self._restored.items() if watch.via != via}
+            return False
+        mine = frozenset(t for t in found if self.shard.owns(t.business_id))
+        restored = {w: watch for w, watch in self._restored.items() if watch.via != via}
+        changed = self._discovered.get(via) != mine or len(restored) != len(self._restored)
+        self._discovered[via] = mine
+        self._restored = restored
+        return changed
 
     # --- outputs ---------------------------------------------------------------------------
     def discovery_businesses(self) -> tuple[BusinessSettings, ...]:
@@ -125,6 +130,10 @@ class Fleet:
         Provider may list a client's WABA, which counts toward the client's cap."""
         return {w: Watch(Target(self._owners.get(w, b.id), w), b.id, Reason.CONFIGURED)
                 for b in self.businesses for w in (b.wabas or ())}
+
+    def owners(self) -> dict[str, str]:
+        """Listed WABAs attributed to another owner, as read from their nodes."""
+        return dict(self._owners)
 
     def attribute(self, waba_id: str, owner_business_id: str | None) -> bool:
         """A listed WABA's owner, as its node says; True when that changed the set."""
@@ -144,6 +153,16 @@ class Fleet:
             for target in sorted(self._discovered[via], key=lambda t: t.waba_id):
                 out[target.waba_id] = Watch(target, via, Reason.DISCOVERED)
         out.update(self.configured())
+        return out
+
+    def watched_via(self, business_id: str) -> list[Target]:
+        """The WABAs a configured business lists or found: what its job reads nodes of
+        (without computing the whole desired set, which a fleet of thousands would pay for
+        once per business)."""
+        listed = [w for b in self.businesses if b.id == business_id for w in (b.wabas or ())]
+        out = [Target(self._owners.get(w, business_id), w) for w in listed]
+        out.extend(sorted(self._discovered.get(business_id, ()), key=lambda t: t.waba_id))
+        out.extend(w.target for w in self._restored.values() if w.via == business_id)
         return out
 
     def business_ids(self, desired: Mapping[str, Watch] | None = None) -> frozenset[str]:

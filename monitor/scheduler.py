@@ -139,14 +139,14 @@ class Jobs:
         WABA this business lists or found (one request each, concurrency-bounded)."""
         if any(b.id == business.id for b in self.fleet.businesses):
             await self.monitor.refresh_business(business.id)
-        if business.wabas is None:
-            self.fleet.discovered(business.id, await self.monitor.discover(business))
+        if business.wabas is None and self.fleet.discovered(
+                business.id, await self.monitor.discover(business)):
             self.apply(reason="not found by discovery")
-        mine = [w.target for w in self.fleet.desired().values() if w.via == business.id]
+        mine = self.fleet.watched_via(business.id)
         if mine:
             await self._after_first_polls()
-            await self.monitor.refresh_wabas(mine)
-            self.apply(reason="attributed to its owner")
+            if await self.monitor.refresh_wabas(mine):
+                self.apply(reason="attributed to its owner")
 
     def request_discovery(self, *, business_id: str, reason: str) -> None:
         """Run a business's discovery now (a partner or deletion webhook said its WABAs
