@@ -283,14 +283,10 @@ OVERRIDE_LEVELS = ("phone_number", "whatsapp_business_account")
 
 def parse_onboarded_time(value: object) -> float | None:
     """``last_onboarded_time`` (``2023-08-22T19:05:53+0000``), read leniently: None when the
-    value cannot be read, never an error."""
+    value cannot be read, never an error. (``fromisoformat`` takes Meta's ``+0000`` and is
+    some thirty times faster than ``strptime``: this runs for every number of every poll.)"""
     if not isinstance(value, str) or len(value) > 40:
         return None
-    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
-        try:
-            return datetime.strptime(value.strip(), fmt).timestamp()
-        except ValueError:
-            continue
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
