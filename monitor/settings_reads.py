@@ -15,12 +15,13 @@ import contextlib
 import heapq
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import structlog
 
 from monitor.daemon import Monitor
 from monitor.graph.errors import ErrorKind, GraphError
+from monitor.lifecycle import background
 from monitor.poller import read_identity_key_check
 
 log = structlog.get_logger("monitor.settings_reads")
@@ -145,12 +146,6 @@ class SettingsReads:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), gap)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Reads run while this context is open (the duty's lifecycle)."""
+        return background(self._loop)

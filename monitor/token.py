@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import structlog
 
 from monitor.graph.client import GraphClient
 from monitor.graph.errors import GraphError
+from monitor.lifecycle import background
 from monitor.selfmetrics import TOKEN_PERMISSIONS, SelfMetrics
 
 log = structlog.get_logger("monitor.token")
@@ -135,12 +136,6 @@ class TokenChecks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Checks run while this context is open (the duty's lifecycle)."""
+        return background(self._loop)
