@@ -258,7 +258,9 @@ class Monitor:
         """Read many WABA nodes and subscriptions (bounded by the client's concurrency),
         then store them; True when a WABA was attributed to another owner (the store was
         synced for it; the caller's jobs follow)."""
-        targets = list(targets)
+        now = self.clock()
+        # A throttled WABA sends nothing until it regains access, node reads included.
+        targets = [t for t in targets if self.not_before.get(t.waba_id, 0.0) <= now]
         before = self.fleet.owners()
         nodes = await asyncio.gather(*(self.read_waba(t) for t in targets))
         subscribed = await asyncio.gather(*(self.read_subscription(t) for t in targets))

@@ -150,9 +150,12 @@ class Daemon:
 
     async def all_up(self, timeout: float = 10.0,
                      prefixes: tuple[str, ...] | None = None) -> Scrape:
+        """Every WABA up, and its node read once: the reads at the discovery cadence follow
+        the first full poll, so a fault injected now meets the polls alone."""
         return await self.wait_for(
-            "every WABA up", lambda s: all(self.up(s, w) == 1 for w in self.waba_ids), timeout,
-            prefixes)
+            "every WABA up and its node read",
+            lambda s: all(self.up(s, w) == 1 and self.world.request_count("waba", object_id=w)
+                          for w in self.waba_ids), timeout, prefixes)
 
     async def stop_simulator(self) -> None:
         if self.sim_runner is not None:
