@@ -14,7 +14,9 @@ from typing import Any
 from .account_webhooks import DEFAULT_LIFT_VIOLATION, DEFAULT_RESTRICTION, EXPIRATION_FORMATS
 from .scenario import ScenarioError, freeze, parse_duration
 
-_ID_KEYS = ("waba", "business", "number", "entity_id", "id", "partner", "app", "requester")
+_ID_KEYS = (
+    "waba", "business", "number", "entity_id", "id", "partner", "app", "requester", "template",
+)  # fmt: skip
 _STR_KEYS = (
     "violation_type",
     "remediation",
@@ -38,11 +40,15 @@ _STR_KEYS = (
     "name",
     "display_phone_number",
     "verified_name",
+    "title",
+    "score",
+    "category",
 )
 _CHOICES = {
     "spelling": ("meta", "sdk"),
     "kind": ("messages", "statuses", "mixed"),
     "applies_to": ("name", "new_name"),
+    "stage": ("notice", "completed"),
 }
 MAX_BURST = 100_000
 MAX_WORKERS = 64  # concurrent senders of a message burst
@@ -109,6 +115,14 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"number"}),
         frozenset({"count", "kind", "per_request", "concurrency"}),
     ),
+    # Message templates (issue 12), performed by template_state.TemplatesMixin.
+    "template_status": (frozenset({"template", "event"}), frozenset({"reason", "title"})),
+    "template_quality": (frozenset({"template", "score"}), frozenset()),
+    "template_category": (
+        frozenset({"template", "category"}),
+        frozenset({"stage", "effective_in"}),
+    ),
+    "pause_template": (frozenset({"template"}), frozenset()),
 }
 ACTION_NAMES: tuple[str, ...] = tuple(sorted(ACTIONS))
 _BUSINESS_CHANGES = (
@@ -195,7 +209,7 @@ def _value(key: str, value: object, where: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ScenarioError(f"{where}: expected a list of strings (may be empty)")
         return list(value)
-    if key == "expires_in":
+    if key in ("expires_in", "effective_in"):
         return parse_duration(value, where)
     if key == "expiration":
         # Sent verbatim: an int, a digit string or ISO text, as Meta's pages disagree (§2.3).

@@ -36,6 +36,7 @@ from .paging import CursorError, decode_cursor, encode_cursor, parse_limit, wind
 from .render import number_values, render
 from .scenario import ScenarioError
 from .scenario_wiring import webhook_target
+from .templates import TEMPLATE_DEFAULT_FIELDS, TEMPLATE_NODE
 from .webhooks import PendingWebhook, WebhookSender
 from .wiring import NOT_SUBSCRIBED, pick_settings
 from .world import UnknownObjectError, World
@@ -55,6 +56,7 @@ EDGES = (
     "client_whatsapp_business_accounts",
     "subscribed_apps",
     "settings",
+    "message_templates",
 )
 _VERSION = r"v[0-9]+\.[0-9]+"
 _POLL = 0.05  # how often a hanging handler checks whether the client went away
@@ -298,6 +300,8 @@ def _serve_edge(
     kind = world.kind_of(object_id)
     if edge in ("subscribed_apps", "settings"):
         return _serve_wiring(request, world, object_id, edge, kind)
+    if edge == "message_templates":
+        return _serve_templates(request, world, object_id, kind, token, page_fault)
     if edge == "phone_numbers":
         if kind != "waba":
             raise GraphFailure(errors.unknown_object(object_id))
@@ -334,6 +338,59 @@ def _serve_edge(
     loop = page_fault is not None and page_fault.kind == "cursor_loop"
     body = _page(request, object_id, edge, ids, item, token=token, raw_fields=raw, loop=loop)
     return body, buc_waba
+
+
+def _serve_templates(
+    request: web.Request,
+    world: World,
+    waba_id: str,
+    kind: str | None,
+    token: str,
+    page_fault: Fault | None,
+) -> tuple[dict[str, Any], str | None]:
+    """``GET /{WABA_ID}/message_templates`` (facts §4.1): the WABA's BUC budget, ``fields=``,
+    ``limit``, cursors (131059 for a bad one on v24+) and ``summary=``."""
+    if kind != "waba":
+        raise GraphFailure(errors.unknown_object(waba_id))
+    _admit(world, waba_id)
+    requested, raw = _requested(request, world, TEMPLATE_NODE, TEMPLATE_DEFAULT_FIELDS, waba_id)
+    summary = _template_summary(request, world, waba_id)
+    ids = world.template_ids(waba_id)
+
+    def item(template_id: str) -> dict[str, Any]:
+        return world.render_template(template_id, requested)
+
+    loop = page_fault is not None and page_fault.kind == "cursor_loop"
+    body = _page(
+        request, waba_id, "message_templates", ids, item, token=token, raw_fields=raw, loop=loop
+    )
+    if summary is not None:
+        body["summary"] = summary
+    return body, waba_id
+
+
+def _template_summary(request: web.Request, world: World, waba_id: str) -> dict[str, Any] | None:
+    """``summary=total_count,message_template_count,message_template_limit`` (or ``true``)."""
+    raw = request.query.get("summary")
+    if raw is None or raw.strip() in ("", "false", "0"):
+        return None
+    values = world.template_summary(waba_id)
+    if raw.strip() in ("true", "1"):
+        return {"total_count": values["total_count"]}
+    out: dict[str, Any] = {}
+    for name in (part.strip() for part in raw.split(",")):
+        if not name:
+            continue
+        if name not in values:
+            error = errors.bad_parameter(f"Invalid summary field: {name[:40]}")
+            raise GraphFailure(error, buc_waba=waba_id)
+        out[name] = values[name]
+    return out
+
+
+def _api_version(request: web.Request) -> tuple[int, int]:
+    major, _, minor = request.match_info.get("version", "v0.0")[1:].partition(".")
+    return int(major), int(minor or 0)
 
 
 def _serve_wiring(
@@ -373,14 +430,20 @@ def _page(
 ) -> dict[str, Any]:
     """One page of an edge, with Graph's cursors and ``next``/``previous`` links."""
     scope = f"{edge}/{object_id}"
-    buc_waba = object_id if edge == "phone_numbers" else None
+    buc_waba = object_id if edge in ("phone_numbers", "message_templates") else None
     try:
         limit = parse_limit(request.query.get("limit"))
+    except CursorError as exc:
+        raise GraphFailure(errors.bad_parameter(str(exc)), buc_waba=buc_waba) from None
+    try:
         after_raw = request.query.get("after")
         before_raw = request.query.get("before")
         after = decode_cursor(scope, after_raw) if after_raw else None
         before = decode_cursor(scope, before_raw) if before_raw and after is None else None
     except CursorError as exc:
+        if edge == "message_templates" and _api_version(request) >= (24, 0):
+            # v24.0+: "repeat the request without cursors" (facts §4.1).
+            raise GraphFailure(errors.invalid_cursor(), buc_waba=buc_waba) from None
         raise GraphFailure(errors.bad_parameter(str(exc)), buc_waba=buc_waba) from None
     span = window(len(ids), limit, after=after, before=before)
     if span.stop <= span.start:

@@ -122,3 +122,16 @@ def method_not_allowed(method: str) -> GraphError:
 
 def internal_error() -> GraphError:
     return GraphError(500, 1, DEFAULT_MESSAGES[1], is_transient=True)
+
+
+def invalid_cursor() -> GraphError:
+    """v24.0+ answer to a ``before``/``after`` cursor the edge no longer accepts (facts §4.1).
+
+    The code is documented; the message text is the simulator's wording (not in the facts).
+    """
+    return GraphError(
+        400,
+        131059,
+        "(#131059) Invalid pagination cursor. Repeat the request without the before or after "
+        "cursor to get fresh cursors.",
+    )

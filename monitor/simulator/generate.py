@@ -15,6 +15,7 @@ from .scenario import (
     WabaSpec,
     freeze,
 )
+from .templates import synthetic_template
 
 
 def generate_scenario(
@@ -24,26 +25,30 @@ def generate_scenario(
     numbers_per_waba: int,
     seed: int = 0,
     token: str = DEFAULT_TOKEN,
+    templates_per_waba: int = 0,
 ) -> Scenario:
     """A deterministic synthetic fleet for benchmarks; every number has every field.
 
     Ids: business ``1`` + 14 digits, WABA ``2`` + 14 digits, number ``3`` + 15 digits; the
-    same arguments always produce the same scenario.
+    same arguments always produce the same scenario. ``templates_per_waba`` message templates
+    (ids ``4`` + 15 digits) are added to each WABA, mostly APPROVED/GREEN.
     """
     for name, value in (
         ("businesses", businesses),
         ("wabas_per_business", wabas_per_business),
         ("numbers_per_waba", numbers_per_waba),
+        ("templates_per_waba", templates_per_waba),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ScenarioError(f"{name}: expected an integer >= 0, got {value!r}")
-    if businesses >= 10**6 or wabas_per_business >= 10**6 or numbers_per_waba >= 10**6:
+    if max(businesses, wabas_per_business, numbers_per_waba, templates_per_waba) >= 10**6:
         raise ScenarioError("generate_scenario: each dimension must be below 1,000,000")
     if not token:
         raise ScenarioError("token: must not be empty")
     rng = random.Random(seed)
     out: list[BusinessSpec] = []
     serial = 0
+    template_serial = 0
     for b in range(businesses):
         verified = b % 2 == 0
         limit = "TIER_10K" if verified else "TIER_250"
@@ -72,7 +77,14 @@ def generate_scenario(
                 "ownership_type": "SELF_OWNED",
                 "status": "ACTIVE",
             }
-            wabas.append(WabaSpec(waba_id, freeze(waba_fields), tuple(numbers)))
+            templates = []
+            for t in range(templates_per_waba):
+                template_serial += 1
+                template_id, template_fields = synthetic_template(t, template_serial)
+                templates.append((template_id, freeze(template_fields)))
+            wabas.append(
+                WabaSpec(waba_id, freeze(waba_fields), tuple(numbers), templates=tuple(templates))
+            )
         out.append(BusinessSpec(business_id, freeze(biz_fields), tuple(wabas)))
     return Scenario(
         businesses=tuple(out),

@@ -79,6 +79,8 @@ class WabaSpec:
     numbers: tuple[NumberSpec, ...] = ()
     subscribed_apps: tuple[Mapping[str, Any], ...] | None = None  # None: our app alone
     subscribed_apps_error: Mapping[str, Any] | None = None
+    # Message templates (issue 12): (id, fields) pairs, see templates.parse_template.
+    templates: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     @property
     def name(self) -> str:
@@ -427,9 +429,10 @@ def _parse_waba(
     data: object, business: Mapping[str, Any], where: str, custom: set[str]
 ) -> WabaSpec:
     from .scenario_wiring import WABA_WIRING_KEYS, parse_waba_wiring
+    from .templates import parse_template
 
     mapping = _mapping(data, where)
-    structural = {"id", "numbers", "generate", "extra", *WABA_WIRING_KEYS}
+    structural = {"id", "numbers", "generate", "extra", "templates", *WABA_WIRING_KEYS}
     _check_keys(mapping, WABA_SETTABLE_FIELDS | structural, where)
     if "id" not in mapping:
         raise ScenarioError(f"{where}: missing key 'id'")
@@ -460,7 +463,11 @@ def _parse_waba(
     if "generate" in mapping:
         numbers.extend(_generate_numbers(mapping["generate"], waba_id, f"{where}.generate"))
     apps, refusal = parse_waba_wiring(mapping, where)
-    return WabaSpec(waba_id, freeze(fields), tuple(numbers), apps, refusal)
+    templates = tuple(
+        parse_template(raw, f"{where}.templates[{i}]")
+        for i, raw in enumerate(_list(mapping.get("templates", []), f"{where}.templates"))
+    )
+    return WabaSpec(waba_id, freeze(fields), tuple(numbers), apps, refusal, templates)
 
 
 def _parse_business(data: object, where: str, custom: set[str]) -> BusinessSpec:
@@ -719,6 +726,8 @@ def _check_ids(businesses: tuple[BusinessSpec, ...]) -> None:
             owner[waba.id] = business.id
             for n_index, number in enumerate(waba.numbers):
                 claim(number.id, f"businesses[{b_index}].wabas[{w_index}].numbers[{n_index}]")
+            for t_index, (template_id, _) in enumerate(waba.templates):
+                claim(template_id, f"businesses[{b_index}].wabas[{w_index}].templates[{t_index}]")
     for b_index, business in enumerate(businesses):
         seen: set[str] = set()
         for c_index, waba_id in enumerate(business.client_wabas):

@@ -42,6 +42,8 @@ from .scenario import (
     thaw,
 )
 from .scenario_wiring import webhook_target
+from .template_state import TemplatesMixin
+from .templates import TEMPLATE_KNOWN_FIELDS, TEMPLATE_NODE
 from .webhooks import (
     WATCHED_NUMBER_FIELDS,
     PendingWebhook,
@@ -84,7 +86,7 @@ class UnknownObjectError(LookupError):
 LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
 
 
-class World(AccountsMixin, WiringMixin):
+class World(AccountsMixin, WiringMixin, TemplatesMixin):
     """Mutable simulated state. Not thread-safe: use it from one event loop."""
 
     def __init__(self, scenario: Scenario, *, time_source: Callable[[], float] = time.time) -> None:
@@ -125,6 +127,7 @@ class World(AccountsMixin, WiringMixin):
             self._business_health[business.id] = thaw(business.health)
             self._clients[business.id] = list(business.client_wabas)
         self._init_wiring(self._start)
+        self._init_templates()
         self._actions: tuple[ActionEvent, ...] = scenario.timeline.actions
         self._action_cursor = (0, 0)  # (period index, action index) of the next step to run
         self._custom_number_fields = (
@@ -239,6 +242,8 @@ class World(AccountsMixin, WiringMixin):
             return WABA_KNOWN_FIELDS | self._custom_waba_fields
         if node_type == BUSINESS_NODE:
             return BUSINESS_KNOWN_FIELDS | self._custom_business_fields
+        if node_type == TEMPLATE_NODE:
+            return TEMPLATE_KNOWN_FIELDS
         raise ValueError(f"unknown node type {node_type!r}")
 
     def number_waba(self, number_id: str) -> str:
@@ -340,6 +345,7 @@ class World(AccountsMixin, WiringMixin):
 
     def tick(self) -> None:
         """Run the timeline's account actions that are due (each period, or once)."""
+        self.expire_template_pauses()
         if not self._actions:
             return
         elapsed = max(0.0, self.elapsed())
@@ -522,6 +528,9 @@ class World(AccountsMixin, WiringMixin):
             self.remove_number(number_id)
         del self._wabas[waba_id]
         del self._waba_numbers[waba_id]
+        for template_id in self._templates.pop(waba_id, {}):
+            self._template_waba.pop(template_id, None)
+            self._template_paused_until.pop(template_id, None)
         self._owned[self._waba_owner.pop(waba_id)].remove(waba_id)
         self._former[waba_id] = "waba"
 
@@ -630,8 +639,11 @@ class World(AccountsMixin, WiringMixin):
         for waba_id in self._wabas:
             calls = self._waba_calls.get(waba_id, deque())
             self._prune(calls, self.clock())
+            templates = self.templates_state().get(waba_id)
+            extra = {} if templates is None else {"templates": templates}
             wabas.append(
                 {
+                    **extra,
                     "id": waba_id,
                     "owner_business_id": self._waba_owner[waba_id],
                     "fields": _copy_plain(self._waba_fields[waba_id]),

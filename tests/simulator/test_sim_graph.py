@@ -316,7 +316,7 @@ async def test_unknown_object_or_wrong_type(demo: Client, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/v23/123", "/vX.0/123", f"{V}/{MAIN_WABA}/message_templates", f"{V}/a/b/c"]
+    "path", ["/", "/v23/123", "/vX.0/123", f"{V}/{MAIN_WABA}/message_template_drafts", f"{V}/a/b/c"]
 )
 async def test_unknown_paths_are_graph_404(demo: Client, path: str) -> None:
     status, body, _ = await get_json(demo, path)
