@@ -352,7 +352,7 @@ async def test_throttle_and_not_found_errors_match_spec(spec: Spec, aiohttp_clie
     status, body, _ = await fetch(client, f"{V}/2/phone_numbers")
     assert (status, body["error"]["code"]) == (400, 80008)
     assert_valid(spec.response_validator(LIST_PATH, 400), body)
-    status, body, _ = await fetch(client, f"{V}/2/message_templates")
+    status, body, _ = await fetch(client, f"{V}/2/message_template_drafts")
     assert (status, body["error"]["code"]) == (404, 803)
     assert_valid(spec.response_validator(NODE_PATH, 404), body)
 

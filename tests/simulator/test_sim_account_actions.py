@@ -622,6 +622,9 @@ async def test_demo_timeline_announces_its_cast(client_for: Factory, receiver: R
             e["field"],
             e["value"].get("event")
             or e["value"].get("decision")
+            or e["value"].get("new_quality_score")
+            or e["value"].get("correct_category")
+            or e["value"].get("new_category")
             or e["value"]["alert_info"]["alert_type"],
         )
         for e in receiver.entries()
@@ -630,9 +633,14 @@ async def test_demo_timeline_announces_its_cast(client_for: Factory, receiver: R
         (PROMO_WABA, "account_update", "ACCOUNT_RESTRICTION"),
         ("200000000000006", "account_update", "ACCOUNT_VIOLATION"),
         ("200000000000006", "account_update", "DISABLED_UPDATE"),
+        (MAIN_WABA, "template_category_update", "MARKETING"),  # notice
         ("200000000000007", "account_review_update", "PENDING"),
         (MAIN_WABA, "security", "PIN_RESET_REQUEST"),
+        (MAIN_WABA, "message_template_quality_update", "RED"),
+        (MAIN_WABA, "message_template_status_update", "PAUSED"),
         (BISTRO_WABA, "account_alerts", "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED"),
+        (MAIN_WABA, "message_template_status_update", "APPROVED"),  # UNPAUSE
+        (MAIN_WABA, "template_category_update", "MARKETING"),  # completed
         (MAIN_WABA, "account_alerts", "PROFILE_PICTURE_LOST"),
     ]
     await asyncio.sleep(0)

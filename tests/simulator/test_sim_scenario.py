@@ -135,10 +135,18 @@ def test_demo_timeline_uses_the_current_model(demo: Scenario) -> None:
         (5.0, "restrict_waba", True),
         (8.0, "record_violation", True),
         (10.0, "ban_waba", True),
+        (12.0, "template_category", True),
         (15.0, "review_waba", True),
         (20.0, "security_event", True),
+        (25.0, "template_quality", True),
+        (26.0, "pause_template", True),
         (30.0, "account_alert", False),
+        (35.0, "template_status", True),
+        (40.0, "template_category", True),
         (45.0, "account_alert", False),
+        (52.0, "pause_template", True),
+        (62.0, "template_status", True),
+        (72.0, "pause_template", True),
     ]
 
 
