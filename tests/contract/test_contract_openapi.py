@@ -56,6 +56,7 @@ NODE_PATH = "/{Version}/{Phone-Number-ID}"
 WABA_PATH = "/{Version}/{WABA-ID}"
 OWNED_PATH = "/{Version}/{Business-ID}/owned_whatsapp_business_accounts"
 CLIENT_PATH = "/{Version}/{Business-ID}/client_whatsapp_business_accounts"
+TEMPLATES_PATH = "/{Version}/{WABA-ID}/message_templates"
 
 # The fields the spec documents for the list edge (minus unified_cert_status, which live Graph
 # rejects, and the country fields, which the simulator only returns when a scenario sets them).
@@ -288,6 +289,19 @@ async def test_waba_edges_match_spec(spec: Spec, client: Client) -> None:
     assert status == 200
     assert len(clients["data"]) == 1
     assert_valid(spec.response_validator(CLIENT_PATH, 200), clients)
+
+
+async def test_message_templates_edge_matches_spec(spec: Spec, client: Client) -> None:
+    status, body, _ = await fetch(
+        client,
+        f"{V}/{MAIN_WABA}/message_templates",
+        fields="id,name,language,status,category,quality_score,rejected_reason,previous_category",
+        summary="total_count,message_template_count,message_template_limit",
+        limit="2",
+    )
+    assert status == 200
+    assert len(body["data"]) == 2 and "next" in body["paging"]
+    assert_valid(spec.response_validator(TEMPLATES_PATH, 200), body)
 
 
 async def test_usage_headers_match_spec_example(spec: Spec, client: Client) -> None:
