@@ -16,6 +16,7 @@ from simtools import AUTH, T0, FakeTime, get_json, make_world
 
 from monitor.simulator import ScenarioError, World, generate_scenario, scenario_from_yaml
 from monitor.simulator import templates as tp
+from monitor.simulator.actions import Action, parse_action
 from monitor.simulator.app import WEBHOOKS_KEY
 from monitor.webhooks import verify_signature
 
@@ -517,3 +518,18 @@ async def test_demo_templates_and_timeline(client_for: Factory, receiver: Receiv
         if e["field"] == "message_template_status_update"
     ]
     assert titles == ["FIRST_PAUSE", "UNPAUSE", "SECOND_PAUSE", "UNPAUSE", "DISABLED"]
+
+
+def test_state_shows_templates_with_pause_counts() -> None:
+    w = world()
+    w.run_action(_parse("pause_template", template="4000"))
+    waba = next(x for x in w.state()["wabas"] if x["id"] == WABA)
+    first = waba["templates"][0]
+    assert first["id"] == "4000" and first["status"] == "PAUSED"
+    assert (first["pauses"], first["paused_until"]) == (1, T0 + 3 * 3600)
+    empty = next(x for x in w.state()["wabas"] if x["id"] == "22")
+    assert "templates" not in empty
+
+
+def _parse(kind: str, **params: Any) -> Action:
+    return parse_action(kind, params, "test")
