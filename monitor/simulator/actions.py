@@ -122,7 +122,7 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"template", "category"}),
         frozenset({"stage", "effective_in"}),
     ),
-    "pause_template": (frozenset({"template"}), frozenset()),
+    "pause_template": (frozenset({"template"}), frozenset({"pacing"})),
 }
 ACTION_NAMES: tuple[str, ...] = tuple(sorted(ACTIONS))
 _BUSINESS_CHANGES = (
@@ -184,7 +184,7 @@ def _value(key: str, value: object, where: str) -> Any:
         if value not in _CHOICES[key]:
             raise ScenarioError(f"{where}: one of {', '.join(_CHOICES[key])}")
         return value
-    if key == "enabled":
+    if key in ("enabled", "pacing"):
         if not isinstance(value, bool):
             raise ScenarioError(f"{where}: expected true or false")
         return value

@@ -222,9 +222,16 @@ class TemplatesMixin:
 
     def _do_pause_template(self, p: dict[str, Any]) -> dict[str, Any]:
         """Meta's quality ladder (§4.3): 3 h pause, then 6 h, then DISABLED; each step sends
-        ``message_template_status_update`` with ``other_info.title``."""
+        ``message_template_status_update`` with ``other_info.title``. ``pacing: true`` is a
+        RATE_LIMITING_PAUSE instead: off the ladder, lifted only by ``template_status``."""
         template_id = p["template"]
         fields = self._template(template_id)
+        if p.get("pacing", False):
+            # Pacing pauses are off the ladder and never end by themselves (§4.3).
+            fields["status"] = "PAUSED"
+            self._template_paused_until.pop(template_id, None)
+            self._queue_status(template_id, "PAUSED", "NONE", title="RATE_LIMITING_PAUSE")
+            return {"template": template_id, "status": "PAUSED", "pacing": True}
         rung = self._template_pauses.get(template_id, 0) + 1
         self._template_pauses[template_id] = rung
         now = self.clock()

@@ -533,3 +533,16 @@ def test_state_shows_templates_with_pause_counts() -> None:
 
 def _parse(kind: str, **params: Any) -> Action:
     return parse_action(kind, params, "test")
+
+
+async def test_pacing_pause_is_off_the_ladder(client_for: Factory, receiver: Receiver) -> None:
+    w = world()
+    client = await targeted(client_for, w, receiver)
+    result = await act(client, "pause_template", template="4000", pacing=True)
+    assert result["status"] == "PAUSED" and "paused_until" not in result
+    w.advance(7 * 3600)  # never unpauses by itself
+    assert (await read(client, "4000"))["status"] == "PAUSED"
+    first = await act(client, "pause_template", template="4000")
+    assert first["pause"] == 1  # the quality ladder has not advanced
+    (pacing, _) = [e["value"]["other_info"]["title"] for e in receiver.entries()]
+    assert pacing == "RATE_LIMITING_PAUSE"
