@@ -67,6 +67,11 @@ REQUIRED_ALERTS: dict[str, set[str]] = {
     "WhatsAppIdentityKeyCheckDisabled": {"warning"},
     "WhatsAppWebhookSubscriptionMissing": {"critical", "warning"},
     "WhatsAppWebhookMisrouted": {"warning"},
+    "WhatsAppTemplatePaused": {"warning"},
+    "WhatsAppTemplateDisabled": {"critical"},
+    "WhatsAppTemplateQualityLow": {"warning"},
+    "WhatsAppTemplateCategoryChanging": {"warning"},
+    "WhatsAppTemplateRejected": {"warning"},
 }
 
 # SANDBOX numbers never page. A critical rule about numbers (its expression reads a
