@@ -365,3 +365,58 @@ def facts_from_json(raw: Mapping[str, Any]) -> WabaFacts:
         name_decisions={str(n): (str(d[0]), None if d[1] is None else str(d[1]))
                         for n, d in (raw.get("name_decisions") or {}).items()},
     )
+
+
+# --- message templates (issue 12) ------------------------------------------------------------
+TEMPLATE_FIELDS: tuple[str, ...] = (
+    "id", "name", "language", "status", "category", "quality_score", "rejected_reason",
+    "previous_category", "correct_category",
+)
+KNOWN_TEMPLATE_STATUS = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "IN_APPEAL",
+                         "LIMIT_EXCEEDED", "PENDING_DELETION", "DELETED", "ARCHIVED")
+KNOWN_TEMPLATE_QUALITY = ("GREEN", "YELLOW", "RED", "UNKNOWN")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """One message template as the listing says (enums open, ids compared as strings)."""
+
+    id: str
+    name: str | None = None
+    language: str | None = None  # en_US; webhooks' en-US is normalised to it
+    status: str | None = None
+    category: str | None = None
+    quality: str | None = None
+    rejected_reason: str | None = None
+    previous_category: str | None = None
+    correct_category: str | None = None  # the category it will change to, when announced
+
+    @property
+    def problem(self) -> bool:
+        """Worth a series of its own in ``templates.series: problems`` mode."""
+        return (self.status != "APPROVED" or self.quality not in (None, "GREEN", "UNKNOWN")
+                or self.category_change_pending)
+
+    @property
+    def category_change_pending(self) -> bool:
+        return self.correct_category is not None and self.correct_category != self.category
+
+
+def parse_template(raw: object) -> Template | None:
+    """A listing entry; None when it has no id (an odd entry never fails the listing)."""
+    if not isinstance(raw, Mapping):
+        return None
+    ident = text(raw.get("id"))
+    if ident is None:
+        return None
+    quality = raw.get("quality_score")
+    score = text(quality.get("score")) if isinstance(quality, Mapping) else text(quality)
+    language = text(raw.get("language"))
+    return Template(
+        id=ident, name=text(raw.get("name"), 512),
+        language=language.replace("-", "_") if language else None,
+        status=text(raw.get("status")), category=text(raw.get("category")), quality=score,
+        rejected_reason=text(raw.get("rejected_reason")),
+        previous_category=text(raw.get("previous_category")),
+        correct_category=text(raw.get("correct_category")),
+    )

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiohttp
 import structlog
 
-from monitor.accounts import WABA_NODE_FIELDS, WabaNode, business_node_fields
+from monitor.accounts import TEMPLATE_FIELDS, WABA_NODE_FIELDS, WabaNode, business_node_fields
 from monitor.budget import pace
 from monitor.config import BusinessSettings, Settings
 from monitor.fleet import Fleet, Target, Watch
@@ -34,6 +34,7 @@ from monitor.poller import (
     FillMemory,
     discover_wabas,
     fetch_waba,
+    list_templates,
     read_business_node,
     read_subscribed_apps,
     read_waba_node,
@@ -107,6 +108,7 @@ class Monitor:
         self.fields = FieldPolicy(metrics, wanted=phone_number_fields(
             settings.graph.api_version))
         self.waba_fields = FieldPolicy(metrics, wanted=WABA_NODE_FIELDS)
+        self.template_fields = FieldPolicy(metrics, wanted=TEMPLATE_FIELDS)
         self.business_fields = FieldPolicy(metrics, wanted=business_node_fields(
             settings.graph.api_version))
         self.fill_memory = FillMemory()
@@ -272,6 +274,22 @@ class Monitor:
                 self.put_waba_node(target.waba_id, node)
             self.store.put_subscription(target.waba_id, sub)
         return attributed
+
+    async def poll_templates(self, target: Target) -> bool:
+        """One read of a WABA's templates (its own job, never raises). A failure keeps the
+        last good templates and never marks the numbers stale; a throttled WABA waits."""
+        if self.not_before.get(target.waba_id, 0.0) > self.clock():
+            return False
+        try:
+            templates = await list_templates(self.client, target.waba_id,
+                                             self.template_fields,
+                                             page_limit=self.settings.graph.page_limit)
+        except GraphError as err:
+            log.warning("templates_unreadable", business_id=target.business_id,
+                        waba_id=target.waba_id, kind=err.kind.value, code=err.code)
+            return False
+        self.store.put_templates(target.waba_id, templates)
+        return True
 
     # --- polling -------------------------------------------------------------------------
     async def poll_waba(self, target: Target) -> WabaState | None:

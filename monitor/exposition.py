@@ -204,6 +204,7 @@ class ExpositionOptions:
 
     compact: bool = False
     families: frozenset[str] | None = None  # None: every family
+    template_series: str = "problems"  # per-template series: problems | all | none
 
     def serves(self, family: str) -> bool:
         return self.families is None or family in self.families

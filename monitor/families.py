@@ -11,21 +11,39 @@ The order of ``FAMILIES`` is the order of families in ``/metrics``: keep it stab
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast
+from typing import Any, cast
 
 from monitor.accounts import (
     KNOWN_BAN_STATE,
     KNOWN_LIMIT_TIER,
     KNOWN_REVIEW_STATUS,
+    KNOWN_TEMPLATE_QUALITY,
+    KNOWN_TEMPLATE_STATUS,
     KNOWN_VERIFICATION_STATUS,
     AccountAlert,
+    Template,
     WabaFacts,
-    WabaNode,
     review_status,
 )
-from monitor.caps import BusinessSummary
+from monitor.family_kinds import (
+    ALERT,
+    BUSINESS,
+    NUMBER,
+    USAGE,
+    WABA,
+    WABA_ACCOUNT,
+    Family,
+    Flag,
+    NumberInWaba,
+    S,
+    Sample,
+    StateSet,
+    Subject,
+    Value,
+    WabaAccount,
+)
 from monitor.graph.usage import BucUsage
 from monitor.model import (
     KNOWN_CODE_VERIFICATION_STATUS,
@@ -41,132 +59,16 @@ from monitor.model import (
     WabaState,
 )
 
-S = TypeVar("S")
-Sample = tuple[tuple[str | None, ...], float]
-"""Values of a family's own labels (``None`` leaves that label out) and the sample value."""
+__all__ = [  # the building blocks are used through this module too
+    "ALERT", "ALERT_FAMILIES", "BUSINESS", "BUSINESS_FAMILIES", "DEPRECATED_FAMILIES",
+    "FAMILIES", "FAMILY_NAMES", "NUMBER", "NUMBER_FAMILIES", "USAGE", "USAGE_FAMILIES", "WABA",
+    "WABA_ACCOUNT", "WABA_ACCOUNT_FAMILIES", "WABA_FAMILIES", "Family", "Flag", "NumberInWaba",
+    "S", "Sample", "StateSet", "Subject", "Value", "WabaAccount", "families_of",
+    "health_errors",
+]
 
 _FROM_MEMORY = " Served from memory; refreshed by background polls of the Graph API."
 _LAST_GOOD = " After a failed poll the last good value stays (see whatsapp_monitor_waba_up)."
-
-
-class NumberInWaba(NamedTuple):
-    """A phone number with the WABA it was polled in (a tuple: cheap on the hot path)."""
-
-    waba: WabaState
-    number: PhoneNumber
-
-
-@dataclass(frozen=True, slots=True)
-class Subject(Generic[S]):
-    """The kind of object a family describes, and the labels that identify one.
-
-    Identity labels come first in every sample and are rendered once per object, however
-    many families and samples it has.
-    """
-
-    what: str
-    labels: tuple[str, ...]
-    identity: Callable[[S], tuple[str, ...]]
-
-
-NUMBER: Subject[NumberInWaba] = Subject(
-    "phone number", ("business_id", "waba_id", "phone_number_id"),
-    lambda row: (row.waba.business_id, row.waba.waba_id, row.number.id))
-WABA: Subject[WabaState] = Subject(
-    "WABA", ("business_id", "waba_id"), lambda state: (state.business_id, state.waba_id))
-BUSINESS: Subject[BusinessSummary] = Subject(
-    "business portfolio", ("business_id",), lambda summary: (summary.business_id,))
-class WabaAccount(NamedTuple):
-    """A WABA's account-level health: its node, its webhook-only facts, and the time (an
-    expired restriction is no longer exported)."""
-
-    state: WabaState
-    node: WabaNode | None
-    facts: WabaFacts | None
-    now: float
-    subscribed: bool | None = None  # our app in the WABA's subscribed_apps
-    identity_checks: Mapping[str, bool] = {}  # phone_number_id -> identity change check on
-
-
-WABA_ACCOUNT: Subject[WabaAccount] = Subject(
-    "WABA account", ("business_id", "waba_id"),
-    lambda a: (a.state.business_id, a.state.waba_id))
-ALERT: Subject[AccountAlert] = Subject(
-    "account alert", ("business_id",), lambda alert: (alert.business_id,))
-USAGE: Subject[BucUsage] = Subject(
-    "usage reading", ("object_id", "type"), lambda entry: (entry.object_id, entry.type))
-
-
-@dataclass(frozen=True, slots=True)
-class StateSet(Generic[S]):
-    """Samples of an enum: one 0/1 series per known value, plus the observed value when it is
-    not a known one (so a new API value shows rather than vanishes). In compact mode
-    (``metrics.enum_mode: compact``) only the current value is exported."""
-
-    get: Callable[[S], str | None]
-    known: tuple[str, ...]
-
-    def __call__(self, subject: S, compact: bool = False) -> Iterator[Sample]:
-        value = self.get(subject)
-        if value is None:
-            return
-        if not compact:
-            for candidate in self.known:
-                yield (candidate,), 1 if candidate == value else 0
-            if value in self.known:
-                return
-        yield (value,), 1
-
-
-@dataclass(frozen=True, slots=True)
-class Family(Generic[S]):
-    """One metric family: what it is called and means, and how an object yields its samples.
-
-    ``samples`` is a plain function, or one of the helpers ``StateSet``, ``Value`` and ``Flag``
-    (below), which the exposition renders from text prepared once per family: most families
-    are these, and the per-number ones are the hot path at 50,000 numbers.
-    """
-
-    name: str  # sample name (counters end in _total)
-    type: Literal["gauge", "counter"]
-    help: str
-    subject: Subject[S]
-    labels: tuple[str, ...]  # the family's own labels, after the subject's identity labels
-    samples: Callable[[S], Iterable[Sample]]
-
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        return self.subject.labels + self.labels
-
-    def samples_of(self, subject: S, compact: bool = False) -> Iterable[Sample]:
-        """The samples of one object; ``compact`` only matters to StateSets."""
-        if isinstance(self.samples, StateSet):
-            return cast(Iterable[Sample], self.samples(subject, compact))
-        return self.samples(subject)
-
-
-@dataclass(frozen=True, slots=True)
-class Value(Generic[S]):
-    """One unlabelled sample, left out when the value is not known (never a made-up zero)."""
-
-    get: Callable[[S], float | None]
-
-    def __call__(self, subject: S) -> Iterator[Sample]:
-        found = self.get(subject)
-        if found is not None:
-            yield (), found
-
-
-@dataclass(frozen=True, slots=True)
-class Flag(Generic[S]):
-    """1 or 0, left out when not known."""
-
-    get: Callable[[S], bool | None]
-
-    def __call__(self, subject: S) -> Iterator[Sample]:
-        found = self.get(subject)
-        if found is not None:
-            yield (), 1 if found else 0
 
 
 def _stateset_help(what: str) -> str:
@@ -270,6 +172,42 @@ def _security_events(account: WabaAccount) -> Iterator[Sample]:
         for number_id in sorted(n for n in events if n in known):
             for event in sorted(events[number_id]):
                 yield (number_id, event), events[number_id][event]
+
+
+def _template_counts(get: Callable[[Template], str | None], known: tuple[str, ...]
+                     ) -> Callable[[WabaAccount], Iterator[Sample]]:
+    """Templates of the WABA per value (every known value, 0 included, once read)."""
+    def samples(account: WabaAccount) -> Iterator[Sample]:
+        if account.templates is None:
+            return
+        counts = Counter(get(t) or "UNKNOWN" for t in account.templates)
+        for value in (*known, *sorted(v for v in counts if v not in known)):
+            yield (value,), counts.get(value, 0)
+    return samples
+
+
+def _per_template(samples_of: Callable[[Template], Iterable[tuple[tuple[str | None, ...], float]]]
+                  ) -> Callable[[WabaAccount], Iterator[Sample]]:
+    def samples(account: WabaAccount) -> Iterator[Sample]:
+        for template in account.template_series:
+            for labels, value in samples_of(template):
+                yield (template.id, template.name, template.language, *labels), value
+    return samples
+
+
+def _enum_samples(value: str | None, known: tuple[str, ...]
+                  ) -> Iterator[tuple[tuple[str | None, ...], float]]:
+    if value is None:
+        return
+    for candidate in known:
+        yield (candidate,), 1 if candidate == value else 0
+    if value not in known:
+        yield (value,), 1
+
+
+_TEMPLATE_LABELS = ("template_id", "template_name", "language")
+_TEMPLATE_SERIES = (" Per template only where templates.series says (default: templates with a "
+                    "problem).")
 
 
 def _alert(alert: AccountAlert) -> Iterator[Sample]:
@@ -424,6 +362,25 @@ FAMILIES: tuple[Family[Any], ...] = (
            "Unix time of the last security webhook of each event for the number (PIN_CHANGED, "
            "PIN_RESET_REQUEST, PIN_REQUEST_SUCCESS, ...)." + _WEBHOOK_FACT, WABA_ACCOUNT,
            ("phone_number_id", "event"), _security_events),
+    Family("whatsapp_waba_message_templates", "gauge",
+           "Message templates of the WABA by status, at the last template read "
+           "(schedule.template_interval).", WABA_ACCOUNT, ("status",),
+           _template_counts(lambda t: t.status, KNOWN_TEMPLATE_STATUS)),
+    Family("whatsapp_waba_message_templates_by_quality", "gauge",
+           "Message templates of the WABA by quality score, at the last template read.",
+           WABA_ACCOUNT, ("quality",),
+           _template_counts(lambda t: t.quality, KNOWN_TEMPLATE_QUALITY)),
+    Family("whatsapp_message_template_info", "gauge",
+           "Always 1; a template's category." + _TEMPLATE_SERIES, WABA_ACCOUNT,
+           (*_TEMPLATE_LABELS, "category"), _per_template(lambda t: [((t.category,), 1)])),
+    Family("whatsapp_message_template_status", "gauge",
+           _stateset_help("A template's status") + _TEMPLATE_SERIES, WABA_ACCOUNT,
+           (*_TEMPLATE_LABELS, "status"),
+           _per_template(lambda t: _enum_samples(t.status, KNOWN_TEMPLATE_STATUS))),
+    Family("whatsapp_message_template_quality", "gauge",
+           _stateset_help("A template's quality score") + _TEMPLATE_SERIES, WABA_ACCOUNT,
+           (*_TEMPLATE_LABELS, "quality"),
+           _per_template(lambda t: _enum_samples(t.quality, KNOWN_TEMPLATE_QUALITY))),
     Family("whatsapp_waba_phone_numbers_cap", "gauge",
            "How many phone numbers the WABA may have (max_phone_numbers_per_waba from "
            "business_capability_update; not the portfolio's registration cap)."

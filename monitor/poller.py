@@ -14,7 +14,14 @@ from typing import Any
 
 import structlog
 
-from monitor.accounts import BusinessNode, WabaNode, parse_business_node, parse_waba_node
+from monitor.accounts import (
+    BusinessNode,
+    Template,
+    WabaNode,
+    parse_business_node,
+    parse_template,
+    parse_waba_node,
+)
 from monitor.graph.client import GraphClient
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.model import PHONE_NUMBER_FIELDS, PayloadError, PhoneNumber, parse_phone_number
@@ -254,3 +261,21 @@ async def read_identity_key_check(client: GraphClient, phone_number_id: str) -> 
     change = body.get("user_identity_change")
     value = change.get("enable_identity_key_check") if isinstance(change, Mapping) else None
     return value if isinstance(value, bool) else None
+
+
+async def list_templates(client: GraphClient, waba_id: str, policy: FieldPolicy, *,
+                         page_limit: int = 100) -> tuple[Template, ...]:
+    """Every template of a WABA (paged, only the fields needed); a rejected field is dropped
+    and the listing starts again, as for the numbers."""
+    while True:
+        params = {"fields": ",".join(policy.current()), "limit": str(page_limit)}
+        found: list[Template] = []
+        try:
+            async for page in client.paginate("message_templates",
+                                              f"{waba_id}/message_templates", params):
+                found.extend(t for t in map(parse_template, page) if t is not None)
+            return tuple(found)
+        except GraphError as err:
+            if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
+                continue
+            raise

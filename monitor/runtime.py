@@ -108,7 +108,8 @@ def exposition_options(settings: Settings) -> ExpositionOptions:
     chosen = settings.metrics.families(FAMILY_NAMES)
     if not settings.metrics.include:
         chosen = (frozenset(FAMILY_NAMES) if chosen is None else chosen) - DEPRECATED_FAMILIES
-    return ExpositionOptions(compact=settings.metrics.enum_mode == "compact", families=chosen)
+    return ExpositionOptions(compact=settings.metrics.enum_mode == "compact", families=chosen,
+                             template_series=settings.templates.series)
 
 
 def restore(store: Store, db: StateDB, fleet: Fleet) -> int:

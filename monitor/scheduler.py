@@ -27,10 +27,11 @@ FIRST_POLL_CHECK = 0.25  # seconds between looks at whether the first polls are 
 
 
 def add_job(scheduler: AsyncIOScheduler, job_id: str, func: Callable[..., Awaitable[None]],
-            trigger: IntervalTrigger, *args: Any) -> None:
-    """The one job policy: never overlapping, coalesced, first run now, no misfire grace."""
+            trigger: IntervalTrigger, *args: Any, delay: float = 0.0) -> None:
+    """The one job policy: never overlapping, coalesced, first run now (or after ``delay``),
+    no misfire grace."""
     scheduler.add_job(func, trigger, args=list(args), id=job_id, max_instances=1,
-                      coalesce=True, next_run_time=datetime.now(UTC),
+                      coalesce=True, next_run_time=datetime.now(UTC) + timedelta(seconds=delay),
                       misfire_grace_time=None, replace_existing=True)
 
 
@@ -67,6 +68,8 @@ class Jobs:
         for waba_id in [w for w in self._waba_jobs if w not in desired]:
             del self._waba_jobs[waba_id]
             self.scheduler.remove_job(f"waba:{waba_id}")
+            if self.scheduler.get_job(f"templates:{waba_id}") is not None:
+                self.scheduler.remove_job(f"templates:{waba_id}")
         for watch in desired.values():
             self._add_waba(watch)
 
@@ -105,6 +108,12 @@ class Jobs:
         self._waba_jobs[watch.waba_id] = watch.target
         add_job(self.scheduler, f"waba:{watch.waba_id}", self._poll, self._trigger(),
                 watch.target)
+        schedule = self.monitor.settings.schedule
+        if schedule.template_interval > 0:  # after the first poll: polls go first
+            add_job(self.scheduler, f"templates:{watch.waba_id}", self._templates,
+                    IntervalTrigger(seconds=schedule.template_interval,
+                                    jitter=schedule.template_interval * schedule.jitter or None),
+                    watch.target, delay=min(schedule.scan_interval, 30.0))
 
     def _schedule_businesses(self) -> None:
         for job in self.scheduler.get_jobs():
@@ -130,6 +139,9 @@ class Jobs:
 
     async def _poll(self, target: Target) -> None:
         await self._quietly(self.monitor.poll_waba(target))
+
+    async def _templates(self, target: Target) -> None:
+        await self._quietly(self.monitor.poll_templates(target))
 
     async def _business(self, business: BusinessSettings) -> None:
         await self._quietly(self._business_work(business))

@@ -26,6 +26,7 @@ ENDPOINTS = (
     "business",
     "subscribed_apps",
     "settings",
+    "message_templates",
 )
 # Reads whose result may be missing without failing a poll: why it is missing is counted.
 OPTIONAL_READS = ("subscribed_apps", "settings")

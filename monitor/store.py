@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.accounts import AccountAlert, WabaFacts, WabaNode
+from monitor.accounts import AccountAlert, Template, WabaFacts, WabaNode
 from monitor.caps import BusinessSummary, summarize
 from monitor.exposition import (
     ExpositionOptions,
@@ -67,6 +67,7 @@ class Store:
         self._alerts: dict[str, dict[tuple[str, ...], AccountAlert]] = {}
         self._account_parts: dict[str, tuple[object, Fragment]] = {}
         self._subscriptions: dict[str, bool] = {}
+        self._templates: dict[str, tuple[Template, ...]] = {}
         self._settings: dict[str, dict[str, bool]] = {}  # waba -> number -> identity check
         self._clock = clock
         self._next_expiry = math.inf  # when the earliest active restriction ends
@@ -216,6 +217,18 @@ class Store:
             self._waba_fragments[waba_id] = self._render(state)
             self._version += 1
 
+    def templates(self, waba_id: str) -> tuple[Template, ...] | None:
+        return self._templates.get(waba_id)
+
+    def put_templates(self, waba_id: str, templates: tuple[Template, ...]) -> None:
+        """A WABA's templates at its last template read (kept after a failed read)."""
+        state = self._wabas.get(waba_id)
+        if state is None or self._templates.get(waba_id) == templates:
+            return
+        self._templates[waba_id] = templates
+        self._waba_fragments[waba_id] = self._render(state)
+        self._version += 1
+
     def subscription(self, waba_id: str) -> bool | None:
         return self._subscriptions.get(waba_id)
 
@@ -266,6 +279,7 @@ class Store:
         self._account_parts.pop(waba_id, None)
         self._subscriptions.pop(waba_id, None)
         self._settings.pop(waba_id, None)
+        self._templates.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
         if old is not None:
@@ -313,11 +327,15 @@ class Store:
         now = self._clock()
         known = {n.id for n in state.numbers}
         settings = {k: v for k, v in self._settings.get(state.waba_id, {}).items() if k in known}
+        templates = self._templates.get(state.waba_id)
+        mode = self.options.template_series
+        series = () if templates is None or mode == "none" else tuple(
+            t for t in templates if mode == "all" or t.problem)
         account = WabaAccount(state, node, facts, now, self._subscriptions.get(state.waba_id),
-                              settings)
+                              settings, templates, series)
         key = (state.business_id, node, facts, health_errors(account),
                facts.active_restrictions(now) if facts else (), account.subscribed,
-               tuple(sorted(settings.items())))
+               tuple(sorted(settings.items())), templates, mode)
         cached = self._account_parts.get(state.waba_id)
         if cached is not None and cached[0] == key:
             return cached[1]

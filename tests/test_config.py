@@ -574,7 +574,7 @@ def test_env_name_mistakes_are_reported(tmp_path: Path) -> None:
         "as a JSON list in WABA_MONITOR_BUSINESSES",
         "WABA_MONITOR_GRAHP__BASE_URL: unknown section 'grahp' "
         "(sections: graph, businesses, schedule, server, webhooks, state, sharding, metrics, "
-        "logging)",
+        "templates, logging)",
         "WABA_MONITOR_GRAPH__TIMEOUT__X: too deeply nested; use WABA_MONITOR_GRAPH__KEY",
         "WABA_MONITOR_SCHEDULE_SCAN_INTERVAL: not a config variable; "
         "did you mean WABA_MONITOR_SCHEDULE__SCAN_INTERVAL?",

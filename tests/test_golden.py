@@ -31,6 +31,7 @@ from monitor.accounts import (
     apply_account_update,
     apply_review,
     parse_account_alert,
+    parse_template,
     parse_waba_node,
     record_security_event,
 )
@@ -103,6 +104,9 @@ def fleet(options: ExpositionOptions) -> Store:
             assert alert is not None
             store.put_account_alert(alert)
     store.put_waba_facts("200000000000102", facts)
+    listing = json.loads((FIXTURES / "message_templates_200000000000101.json").read_text())
+    store.put_templates("200000000000101", tuple(
+        t for t in map(parse_template, listing["data"]) if t is not None))
     store.put_subscription("200000000000101", True)
     store.put_subscription("200000000000102", False)  # our app was unsubscribed
     store.put_number_setting("200000000000101", main[0].id, True)

@@ -204,6 +204,10 @@ class ScheduleSettings(BaseModel):
         3600.0,
         description="Time between /debug_token reads (needs graph.app_id and the app secret).",
     )
+    template_interval: Duration = Field(
+        900.0, ge=0,
+        description="Time between reads of each WABA's message templates; 0 turns them off.",
+    )
     settings_interval: Duration = Field(
         86400.0, ge=0,
         description="Time between reads of each number's settings (identity key check), "
@@ -296,6 +300,19 @@ class ShardingSettings(BaseModel):
                 f"got {self.shard}"
             )
         return self
+
+
+class TemplatesSettings(BaseModel):
+    """Message templates: thousands per WABA at large Solution Providers, so per-template
+    series are exported only where they matter, by default."""
+
+    model_config = _FROZEN
+
+    series: Annotated[Literal["problems", "all", "none"], BeforeValidator(lower)] = Field(
+        "problems",
+        description="Per-template series: problems (not APPROVED, quality not GREEN/UNKNOWN, "
+        "or a category change pending), all, or none; the per-WABA counts are always served.",
+    )
 
 
 class MetricsSettings(BaseModel):
@@ -396,6 +413,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     sharding: ShardingSettings = Field(default_factory=ShardingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    templates: TemplatesSettings = Field(default_factory=TemplatesSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

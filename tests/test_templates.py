@@ -1,0 +1,83 @@
+"""Message templates: read on their own job, bounded series, a failed read keeps the last."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from monitor.accounts import Template, parse_template
+from monitor.daemon import Monitor
+from monitor.exposition import ExpositionOptions
+from monitor.graph.client import GraphClient
+from monitor.model import BusinessState, WabaState
+from monitor.selfmetrics import SelfMetrics
+from monitor.simulator import Fault, Scenario, builtin_scenario
+from monitor.store import Store
+from tests.conftest import Sim, settings_for
+
+MAIN = "200000000000001"  # the demo WABA with templates
+
+
+def series(text: str, name: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(name + "{")]
+
+
+def test_templates_parse_leniently_and_know_their_problems() -> None:
+    ok = parse_template({"id": 1, "name": "a", "language": "en-US", "status": "APPROVED",
+                         "quality_score": {"score": "GREEN"}, "category": "UTILITY"})
+    assert ok == Template("1", "a", "en_US", "APPROVED", "UTILITY", "GREEN")
+    assert not ok.problem
+    assert dataclasses.replace(ok, quality="YELLOW").problem
+    assert dataclasses.replace(ok, correct_category="MARKETING").problem
+    assert dataclasses.replace(ok, status="PAUSED").problem
+    assert parse_template({"name": "no id"}) is None and parse_template([1]) is None
+
+
+async def test_templates_are_read_by_page_and_a_failure_keeps_the_last_good(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path,
+) -> None:
+    scenario = builtin_scenario("demo")
+    sim = await start_sim(scenario)
+    monitor = Monitor(settings_for(tmp_path, sim, scenario),
+                      make_client(sim, token="demo-token", max_retries=0), Store(), metrics)
+    monitor.sync()
+    target = next(t for t in monitor.targets() if t.waba_id == MAIN)
+    sim.world.reset_counts()
+    assert await monitor.poll_templates(target)
+    templates = monitor.store.templates(MAIN)
+    assert templates is not None and len(templates) >= 5
+    pages = -(-len(templates) // monitor.settings.graph.page_limit)
+    assert sim.world.request_count("message_templates", object_id=MAIN) == pages
+    assert sim.world.request_count("phone_numbers") == 0  # its own job, not the poll's
+    text = monitor.store.body().text.decode()
+    counts = series(text, "whatsapp_waba_message_templates")
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in counts
+               if f'waba_id="{MAIN}"' in line) == len(templates)
+    healthy = [t for t in templates if not t.problem]
+    assert healthy and all(f'template_id="{t.id}"' not in text for t in healthy)
+    assert all(f'template_id="{t.id}"' in text for t in templates if t.problem)
+    sim.world.inject_fault(Fault(target=MAIN, kind="http_error", status=500, count=-1,
+                                 edge="message_templates"))
+    assert not await monitor.poll_templates(target)
+    assert monitor.store.templates(MAIN) == templates  # the last good stay
+    waba = monitor.store.waba(MAIN)
+    assert waba is not None and not waba.polled  # the numbers were never touched
+
+
+def test_series_mode_all_and_none() -> None:
+    templates = (Template("1", "ok", "en_US", "APPROVED", "UTILITY", "GREEN"),
+                 Template("2", "bad", "en_US", "DISABLED", "MARKETING", "RED"))
+    for mode, expected in (("all", {"1", "2"}), ("problems", {"2"}), ("none", set())):
+        store = Store(ExpositionOptions(template_series=mode))
+        store.put_business(BusinessState("101"))
+        store.put_waba(WabaState("101", "201", up=True, polled=True))
+        store.put_templates("201", templates)
+        text = store.body().text.decode()
+        got = {line.split('template_id="')[1].split('"')[0]
+               for line in series(text, "whatsapp_message_template_status")}
+        assert got == expected, mode
+        assert len(series(text, "whatsapp_waba_message_templates")) >= 10  # always counted
+
+
