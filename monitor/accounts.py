@@ -181,6 +181,8 @@ class WabaFacts:
     security_events: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # phone_number_id -> (decision, rejection reason) of the last display-name decision
     name_decisions: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    # template id -> what the template webhooks last told of it
+    templates: Mapping[str, TemplateFact] = field(default_factory=dict)
     applied: tuple[str, ...] = ()  # keys of the last changes applied: redeliveries after a
     # restart (Meta retries for days) are recognised, so counters do not count twice
 
@@ -345,6 +347,7 @@ def facts_to_json(facts: WabaFacts) -> dict[str, Any]:
         "phone_numbers_cap": facts.phone_numbers_cap, "applied": list(facts.applied),
         "security_events": {k: dict(v) for k, v in facts.security_events.items()},
         "name_decisions": {k: list(v) for k, v in facts.name_decisions.items()},
+        "templates": {k: template_fact_to_json(v) for k, v in facts.templates.items()},
     }
 
 
@@ -364,6 +367,8 @@ def facts_from_json(raw: Mapping[str, Any]) -> WabaFacts:
                          for n, events in (raw.get("security_events") or {}).items()},
         name_decisions={str(n): (str(d[0]), None if d[1] is None else str(d[1]))
                         for n, d in (raw.get("name_decisions") or {}).items()},
+        templates={str(k): template_fact_from_json(v)
+                   for k, v in (raw.get("templates") or {}).items()},
     )
 
 
@@ -419,4 +424,56 @@ def parse_template(raw: object) -> Template | None:
         rejected_reason=text(raw.get("rejected_reason")),
         previous_category=text(raw.get("previous_category")),
         correct_category=text(raw.get("correct_category")),
+    )
+
+
+PAUSE_SECONDS = {"FIRST_PAUSE": 3 * 3600.0, "SECOND_PAUSE": 6 * 3600.0}  # facts §4.3
+CATEGORY_NOTICE_SECONDS = 24 * 3600.0  # a category change is announced a day ahead (§2.12)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateFact:
+    """What the template webhooks last told of one template (applied over the last read when
+    newer): status, quality, when a pause ends, an announced category change."""
+
+    at: float
+    name: str | None = None
+    language: str | None = None
+    status: str | None = None
+    quality: str | None = None
+    paused_until: float | None = None
+    category: str | None = None
+    new_category: str | None = None  # the category it will change to
+    category_change_at: float | None = None
+
+
+def template_fact_from_json(raw: Mapping[str, Any]) -> TemplateFact:
+    def num(key: str) -> float | None:
+        value = raw.get(key)
+        return None if value is None else float(value)
+
+    def txt(key: str) -> str | None:
+        value = raw.get(key)
+        return None if value is None else str(value)
+
+    return TemplateFact(at=float(raw["at"]), name=txt("name"), language=txt("language"),
+                        status=txt("status"), quality=txt("quality"),
+                        paused_until=num("paused_until"), category=txt("category"),
+                        new_category=txt("new_category"),
+                        category_change_at=num("category_change_at"))
+
+
+def template_fact_to_json(fact: TemplateFact) -> dict[str, Any]:
+    return {k: getattr(fact, k) for k in TemplateFact.__dataclass_fields__}
+
+
+def apply_template_fact(template: Template, fact: TemplateFact) -> Template:
+    """A template as its newer webhook fact says."""
+    return replace(
+        template,
+        status=fact.status or template.status,
+        quality=fact.quality or template.quality,
+        category=fact.category or template.category,
+        correct_category=fact.new_category if fact.new_category is not None
+        else (None if fact.category else template.correct_category),
     )

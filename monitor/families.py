@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from monitor.accounts import (
+    CATEGORY_NOTICE_SECONDS,
     KNOWN_BAN_STATE,
     KNOWN_LIMIT_TIER,
     KNOWN_REVIEW_STATUS,
@@ -205,6 +206,29 @@ def _enum_samples(value: str | None, known: tuple[str, ...]
         yield (value,), 1
 
 
+def _paused_until(account: WabaAccount) -> Iterator[Sample]:
+    told = account.facts.templates if account.facts is not None else {}
+    for t in account.template_series:
+        fact = told.get(t.id)
+        if t.status == "PAUSED" and fact is not None and fact.paused_until is not None:
+            yield (t.id, t.name, t.language), fact.paused_until
+
+
+def _category_change(account: WabaAccount) -> Iterator[Sample]:
+    """When an announced change happens: Meta's time, else the read's plus the day's notice
+    Meta gives (the read shows ``correct_category`` but no time)."""
+    told = account.facts.templates if account.facts is not None else {}
+    for t in account.template_series:
+        if not t.category_change_pending:
+            continue
+        fact = told.get(t.id)
+        when = (fact.category_change_at if fact is not None
+                and fact.new_category == t.correct_category else None)
+        if when is None:
+            when = account.templates_read_at + CATEGORY_NOTICE_SECONDS
+        yield (t.id, t.name, t.language, t.correct_category), when
+
+
 _TEMPLATE_LABELS = ("template_id", "template_name", "language")
 _TEMPLATE_SERIES = (" Per template only where templates.series says (default: templates with a "
                     "problem).")
@@ -381,6 +405,16 @@ FAMILIES: tuple[Family[Any], ...] = (
            _stateset_help("A template's quality score") + _TEMPLATE_SERIES, WABA_ACCOUNT,
            (*_TEMPLATE_LABELS, "quality"),
            _per_template(lambda t: _enum_samples(t.quality, KNOWN_TEMPLATE_QUALITY))),
+    Family("whatsapp_message_template_paused_until_timestamp_seconds", "gauge",
+           "When a paused template's pause ends: what Meta's pause ladder implies from the "
+           "pause webhook (FIRST_PAUSE 3 h, SECOND_PAUSE 6 h); absent for a pause by pacing, "
+           "which does not end by itself." + _TEMPLATE_SERIES, WABA_ACCOUNT, _TEMPLATE_LABELS,
+           _paused_until),
+    Family("whatsapp_message_template_category_change_timestamp_seconds", "gauge",
+           "When an announced category change takes effect (template_category_update's time, "
+           "else a day after the read that showed it); new_category is what it becomes. Gone "
+           "once changed." + _TEMPLATE_SERIES, WABA_ACCOUNT, (*_TEMPLATE_LABELS, "new_category"),
+           _category_change),
     Family("whatsapp_waba_phone_numbers_cap", "gauge",
            "How many phone numbers the WABA may have (max_phone_numbers_per_waba from "
            "business_capability_update; not the portfolio's registration cap)."

@@ -58,6 +58,7 @@ class WabaAccount(NamedTuple):
     identity_checks: Mapping[str, bool] = {}  # phone_number_id -> identity change check on
     templates: tuple[Template, ...] | None = None  # None: not read (yet)
     template_series: tuple[Template, ...] = ()  # those with series of their own
+    templates_read_at: float = 0.0  # when the templates were last read
 
 
 WABA_ACCOUNT: Subject[WabaAccount] = Subject(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.accounts import AccountAlert, Template, WabaFacts, WabaNode
+from monitor.accounts import AccountAlert, Template, WabaFacts, WabaNode, apply_template_fact
 from monitor.caps import BusinessSummary, summarize
 from monitor.exposition import (
     ExpositionOptions,
@@ -68,6 +68,7 @@ class Store:
         self._account_parts: dict[str, tuple[object, Fragment]] = {}
         self._subscriptions: dict[str, bool] = {}
         self._templates: dict[str, tuple[Template, ...]] = {}
+        self._templates_at: dict[str, float] = {}
         self._settings: dict[str, dict[str, bool]] = {}  # waba -> number -> identity check
         self._clock = clock
         self._next_expiry = math.inf  # when the earliest active restriction ends
@@ -220,12 +221,16 @@ class Store:
     def templates(self, waba_id: str) -> tuple[Template, ...] | None:
         return self._templates.get(waba_id)
 
-    def put_templates(self, waba_id: str, templates: tuple[Template, ...]) -> None:
-        """A WABA's templates at its last template read (kept after a failed read)."""
+    def put_templates(self, waba_id: str, templates: tuple[Template, ...],
+                      at: float | None = None) -> None:
+        """A WABA's templates at its last template read (kept after a failed read); template
+        webhooks newer than ``at`` still apply over them."""
         state = self._wabas.get(waba_id)
-        if state is None or self._templates.get(waba_id) == templates:
+        if state is None or (self._templates.get(waba_id) == templates
+                             and self._templates_at.get(waba_id) == at):
             return
         self._templates[waba_id] = templates
+        self._templates_at[waba_id] = self._clock() if at is None else at
         self._waba_fragments[waba_id] = self._render(state)
         self._version += 1
 
@@ -280,6 +285,7 @@ class Store:
         self._subscriptions.pop(waba_id, None)
         self._settings.pop(waba_id, None)
         self._templates.pop(waba_id, None)
+        self._templates_at.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
         if old is not None:
@@ -328,11 +334,17 @@ class Store:
         known = {n.id for n in state.numbers}
         settings = {k: v for k, v in self._settings.get(state.waba_id, {}).items() if k in known}
         templates = self._templates.get(state.waba_id)
+        read_at = self._templates_at.get(state.waba_id, 0.0)
+        if templates is not None and facts is not None and facts.templates:
+            told = facts.templates  # webhooks newer than the read apply over it
+            templates = tuple(apply_template_fact(t, told[t.id])
+                              if t.id in told and told[t.id].at > read_at else t
+                              for t in templates)
         mode = self.options.template_series
         series = () if templates is None or mode == "none" else tuple(
             t for t in templates if mode == "all" or t.problem)
         account = WabaAccount(state, node, facts, now, self._subscriptions.get(state.waba_id),
-                              settings, templates, series)
+                              settings, templates, series, read_at)
         key = (state.business_id, node, facts, health_errors(account),
                facts.active_restrictions(now) if facts else (), account.subscribed,
                tuple(sorted(settings.items())), templates, mode)

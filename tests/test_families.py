@@ -102,6 +102,9 @@ async def _send_account_webhooks(session: aiohttp.ClientSession, sim: str, daemo
         {"action": "set_business", "business": "100000000000002",
          "max_phone_numbers_per_waba": 25},
         {"action": "security_event", "number": "300000000000010", "event": "PIN_RESET_REQUEST"},
+        {"action": "pause_template", "template": "400000000000002"},
+        {"action": "template_category", "template": "400000000000001", "category": "MARKETING",
+         "stage": "notice"},
     ):
         await post("/_sim/actions", action)
 

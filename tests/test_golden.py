@@ -27,6 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import exposition
 from monitor.accounts import (
+    PAUSE_SECONDS,
+    TemplateFact,
     WabaFacts,
     apply_account_update,
     apply_review,
@@ -106,7 +108,11 @@ def fleet(options: ExpositionOptions) -> Store:
     store.put_waba_facts("200000000000102", facts)
     listing = json.loads((FIXTURES / "message_templates_200000000000101.json").read_text())
     store.put_templates("200000000000101", tuple(
-        t for t in map(parse_template, listing["data"]) if t is not None))
+        t for t in map(parse_template, listing["data"]) if t is not None), at=NOW - 600)
+    # Told by webhook after that read: the paused template's pause ends 3 h after it began.
+    store.put_waba_facts("200000000000101", WabaFacts(templates={
+        "400000000000002": TemplateFact(at=NOW - 300, status="PAUSED",
+                                        paused_until=NOW - 300 + PAUSE_SECONDS["FIRST_PAUSE"])}))
     store.put_subscription("200000000000101", True)
     store.put_subscription("200000000000102", False)  # our app was unsubscribed
     store.put_number_setting("200000000000101", main[0].id, True)

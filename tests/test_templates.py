@@ -81,3 +81,41 @@ def test_series_mode_all_and_none() -> None:
         assert len(series(text, "whatsapp_waba_message_templates")) >= 10  # always counted
 
 
+
+
+def test_template_webhooks_apply_over_an_older_read() -> None:
+    from monitor.accounts import PAUSE_SECONDS, TemplateFact, WabaFacts
+    from monitor.webhooks.envelope import WebhookChange
+    from monitor.webhooks.handlers import dispatch
+    from tests.fakesink import WABA, FakeSink
+
+    sink = FakeSink()
+
+    def deliver(field: str, value: dict[str, object], time: int) -> str:
+        change = WebhookChange("whatsapp_business_account", WABA, time, field, value)
+        return dispatch(change, sink).result
+
+    assert deliver("message_template_status_update", {
+        "event": "PAUSED", "message_template_id": 77, "message_template_language": "en-US",
+        "message_template_name": "promo", "other_info": {"title": "SECOND_PAUSE"}},
+        1_000) == "applied"
+    assert deliver("template_category_update", {
+        "message_template_id": "77", "new_category": "UTILITY",
+        "correct_category": "MARKETING", "category_update_timestamp": 90_000}, 1_001) == "applied"
+    fact = sink.waba_facts(WABA).templates["77"]
+    assert fact == TemplateFact(at=1_001.0, name="promo", language="en_US", status="PAUSED",
+                                paused_until=1_000 + PAUSE_SECONDS["SECOND_PAUSE"],
+                                category="UTILITY", new_category="MARKETING",
+                                category_change_at=90_000.0)
+    store = Store(clock=lambda: 2_000.0)
+    store.put_business(BusinessState("101"))
+    store.put_waba(WabaState("101", WABA, up=True, polled=True))
+    read = (Template("77", "promo", "en_US", "APPROVED", "UTILITY", "GREEN"),)
+    store.put_templates(WABA, read, at=500.0)
+    store.put_waba_facts(WABA, WabaFacts(templates={"77": fact}))
+    text = store.body().text.decode()
+    assert 'template_id="77",template_name="promo",language="en_US",status="PAUSED"} 1' in text
+    assert "whatsapp_message_template_paused_until_timestamp_seconds{" in text
+    assert 'new_category="MARKETING"} 90000' in text
+    store.put_templates(WABA, read, at=1_500.0)  # a newer read wins over the webhook
+    assert "status=\"PAUSED\"} 1" not in store.body().text.decode()

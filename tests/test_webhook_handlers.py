@@ -69,6 +69,25 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "ignored": {"decision": "APPROVED", **UNWATCHED},
         "invalid": {"decision": 7},
     },
+    "message_template_status_update": {
+        "applied": {"event": "PAUSED", "message_template_id": 1689556908129832,
+                    "message_template_name": "promo", "message_template_language": "en-US",
+                    "other_info": {"title": "FIRST_PAUSE"}},
+        "ignored": {"event": "PAUSED", "message_template_id": 1, **UNWATCHED},
+        "invalid": {"event": None, "message_template_id": 1},
+    },
+    "message_template_quality_update": {
+        "applied": {"new_quality_score": "RED", "previous_quality_score": "GREEN",
+                    "message_template_id": 1689556908129832},
+        "ignored": {"new_quality_score": "RED", "message_template_id": 1, **UNWATCHED},
+        "invalid": {"new_quality_score": None, "message_template_id": 1},
+    },
+    "template_category_update": {
+        "applied": {"message_template_id": 1689556908129832, "new_category": "UTILITY",
+                    "correct_category": "MARKETING", "category_update_timestamp": 1767225600},
+        "ignored": {"message_template_id": 1, "new_category": "MARKETING", **UNWATCHED},
+        "invalid": {"message_template_id": 1},
+    },
     "security": {
         "applied": {"display_phone_number": DISPLAY, "event": "PIN_RESET_REQUEST",
                     "requester": "7"},
@@ -106,7 +125,9 @@ def test_one_module_per_field_and_one_row_per_module() -> None:
     # The fields handled today; the table must not lose one in a refactoring.
     assert set(HANDLERS) == {"business_capability_update", "phone_number_quality_update",
                              "account_update", "phone_number_name_update", "account_alerts",
-                             "account_review_update", "security"}
+                             "account_review_update", "security",
+                             "message_template_status_update",
+                             "message_template_quality_update", "template_category_update"}
 
 
 def test_handlers_are_plain_synchronous_functions() -> None:
@@ -129,7 +150,8 @@ def test_the_receiver_counts_exactly_the_fields_in_the_table() -> None:
     assert labels == {*HANDLERS, OTHER_FIELD}
     for field_name in HANDLERS:
         assert metric_label(field_name) == field_name
-    for field_name in ("messages", "statuses", "message_template_status_update", "", "other"):
+    for field_name in ("messages", "statuses", "message_template_components_update", "",
+                       "other"):
         assert metric_label(field_name) == OTHER_FIELD
 
 
@@ -245,8 +267,7 @@ async def test_unknown_fields_are_counted_as_other_and_create_no_label(
     receiver: tuple[Client, FakeSink, CollectorRegistry],
 ) -> None:
     client, sink, registry = receiver
-    unknown = ["statuses", "message_template_status_update", "template_category_update",
-               "x" * 500]
+    unknown = ["statuses", "message_template_components_update", "x" * 500]
     payload = {"object": "whatsapp_business_account", "entry": [{
         "id": WABA, "time": 3, "changes": [{"field": f, "value": {"a": 1}} for f in unknown]}]}
     with capture_logs() as logs:

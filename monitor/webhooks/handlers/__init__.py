@@ -20,9 +20,12 @@ from monitor.webhooks.handlers import (
     account_review_update,
     account_update,
     business_capability_update,
+    message_template_quality_update,
+    message_template_status_update,
     phone_number_name_update,
     phone_number_quality_update,
     security,
+    template_category_update,
 )
 
 __all__ = ["HANDLERS", "KNOWN_FIELDS", "OTHER_FIELD", "dispatch", "metric_label"]
@@ -34,6 +37,9 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType(
         account_update.FIELD: account_update.handle,
         phone_number_name_update.FIELD: phone_number_name_update.handle,
         security.FIELD: security.handle,
+        message_template_status_update.FIELD: message_template_status_update.handle,
+        message_template_quality_update.FIELD: message_template_quality_update.handle,
+        template_category_update.FIELD: template_category_update.handle,
         account_alerts.FIELD: account_alerts.handle,
         account_review_update.FIELD: account_review_update.handle,
     }
