@@ -90,6 +90,14 @@ def waba_findings(store: Store, business_id: str, waba_id: str, now: float) -> l
                            for e in node.health_errors) or "no error given"
         level = Level.CRITICAL if node.can_send_message == "BLOCKED" else Level.WARNING
         found.append((level, f"WABA can send messages: {node.can_send_message} ({errors})"))
+    for template in store.effective_templates(waba_id):
+        label = f"template {template.name or template.id} ({template.language or '?'})"
+        if template.status == "DISABLED":
+            found.append((Level.CRITICAL, f"{label} DISABLED"))
+        elif template.status == "PAUSED":
+            found.append((Level.WARNING, f"{label} PAUSED"))
+        elif template.quality == "RED":
+            found.append((Level.WARNING, f"{label} quality RED"))
     if store.subscription(waba_id) is False:
         found.append((Level.CRITICAL, "our app is not subscribed: no webhook arrives"))
     out = [Finding(level, business_id, waba_id, None, text) for level, text in found]

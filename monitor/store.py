@@ -221,6 +221,16 @@ class Store:
     def templates(self, waba_id: str) -> tuple[Template, ...] | None:
         return self._templates.get(waba_id)
 
+    def effective_templates(self, waba_id: str) -> tuple[Template, ...]:
+        """The last read's templates with newer template webhooks applied over them."""
+        templates = self._templates.get(waba_id) or ()
+        facts = self._waba_facts.get(waba_id)
+        if not templates or facts is None or not facts.templates:
+            return templates
+        read_at, told = self._templates_at.get(waba_id, 0.0), facts.templates
+        return tuple(apply_template_fact(t, told[t.id])
+                     if t.id in told and told[t.id].at > read_at else t for t in templates)
+
     def put_templates(self, waba_id: str, templates: tuple[Template, ...],
                       at: float | None = None) -> None:
         """A WABA's templates at its last template read (kept after a failed read); template
@@ -333,13 +343,9 @@ class Store:
         now = self._clock()
         known = {n.id for n in state.numbers}
         settings = {k: v for k, v in self._settings.get(state.waba_id, {}).items() if k in known}
-        templates = self._templates.get(state.waba_id)
         read_at = self._templates_at.get(state.waba_id, 0.0)
-        if templates is not None and facts is not None and facts.templates:
-            told = facts.templates  # webhooks newer than the read apply over it
-            templates = tuple(apply_template_fact(t, told[t.id])
-                              if t.id in told and told[t.id].at > read_at else t
-                              for t in templates)
+        templates = (self.effective_templates(state.waba_id)
+                     if state.waba_id in self._templates else None)
         mode = self.options.template_series
         series = () if templates is None or mode == "none" else tuple(
             t for t in templates if mode == "all" or t.problem)

@@ -176,6 +176,24 @@ def _onboarding(store: Store, at: float) -> list[str]:
     return out
 
 
+def _templates(store: Store) -> list[str]:
+    """Templates with a problem (not APPROVED, low quality, a category change announced)."""
+    rows = [(w, t) for w in store.wabas() for t in store.effective_templates(w.waba_id)
+            if t.problem]
+    if not rows:
+        return []
+    out = ["<h2>Message templates with a problem</h2><table><tr><th>WABA</th><th>Template</th>"
+           "<th>Language</th><th>Status</th><th>Quality</th><th>Category</th></tr>"]
+    out.extend(
+        f"<tr><td>{_cell(w.waba_id)}</td><td>{_cell(t.name or t.id)}</td>"
+        f"<td>{_cell(t.language)}</td><td>{_cell(t.status)}</td><td>{_cell(t.quality)}</td>"
+        f"<td>{_cell(t.category)}" + (f" → {_cell(t.correct_category)}"
+                                       if t.category_change_pending else "") + "</td></tr>"
+        for w, t in rows)
+    out.append("</table>")
+    return out
+
+
 def _name_decisions(store: Store) -> list[str]:
     """Display-name decisions told by webhook, with Meta's rejection reason."""
     out: list[str] = []
@@ -238,6 +256,7 @@ def landing_page(store: Store, now: Callable[[], float] = time.time) -> str:
         parts.append("</table>")
     if not store.businesses():
         parts.append("<p>No business configured.</p>")
+    parts.extend(_templates(store))
     parts.extend(_onboarding(store, at))
     parts.extend(_name_decisions(store))
     recent = list(store.recent)[:20]

@@ -388,6 +388,29 @@ def test_a_sandbox_number_not_connected_never_pages(stack: Stack) -> None:
     assert critical == []
 
 
+TEMPLATE = "400000000000001"  # the demo's healthy order_update template on WABA ...001
+
+
+@pytest.mark.parametrize(("action", "alertname", "severity"), [
+    ({"action": "pause_template", "template": TEMPLATE}, "WhatsAppTemplatePaused", "warning"),
+    ({"action": "template_status", "template": TEMPLATE, "event": "DISABLED"},
+     "WhatsAppTemplateDisabled", "critical"),
+])
+def test_template_alerts_fire_from_signed_webhooks_and_resolve(
+        stack: Stack, action: dict[str, Any], alertname: str, severity: str) -> None:
+    started = time.time()
+    stack.product.control("POST", "/_sim/actions", action)
+    try:
+        _, alert = stack.wait_for_alert(alertname, "firing", since=started, template_id=TEMPLATE)
+        assert alert["labels"]["severity"] == severity
+        assert "order_update" in " ".join(alert["annotations"]["description"].split())
+    finally:
+        restored = time.time()
+        stack.product.control("POST", "/_sim/actions", {
+            "action": "template_status", "template": TEMPLATE, "event": "APPROVED"})
+    stack.wait_for_alert(alertname, "resolved", since=restored, template_id=TEMPLATE)
+
+
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     """Each dashboard expression, with the variables set to this stack's job and every
     business (concrete values, so a wrong label name in a matcher finds nothing), returns a

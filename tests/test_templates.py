@@ -119,3 +119,25 @@ def test_template_webhooks_apply_over_an_older_read() -> None:
     assert 'new_category="MARKETING"} 90000' in text
     store.put_templates(WABA, read, at=1_500.0)  # a newer read wins over the webhook
     assert "status=\"PAUSED\"} 1" not in store.body().text.decode()
+
+
+def test_check_and_status_page_show_template_problems() -> None:
+    from monitor.check import Level, evaluate
+    from monitor.web import landing_page
+
+    store = Store(clock=lambda: 1_000.0)
+    store.put_business(BusinessState("101", configured_cap=100))
+    store.put_waba(WabaState("101", "201", up=True, polled=True))
+    store.put_templates("201", (
+        Template("1", "ok", "en_US", "APPROVED", "UTILITY", "GREEN"),
+        Template("2", "promo", "en_US", "DISABLED", "MARKETING", "RED"),
+        Template("3", "sale", "en_US", "PAUSED", "MARKETING", "RED"),
+        Template("4", "alert", "fr_FR", "APPROVED", "UTILITY", "GREEN",
+                 correct_category="MARKETING")), at=900.0)
+    found = {f.problem: f.level for f in evaluate(store, now=1_000.0)}
+    assert found["template promo (en_US) DISABLED"] is Level.CRITICAL
+    assert found["template sale (en_US) PAUSED"] is Level.WARNING
+    assert not any(p.startswith("template ok") for p in found)
+    page = landing_page(store, now=lambda: 1_000.0).split("Message templates with a problem")[1]
+    assert "promo" in page and "sale" in page and "UTILITY → MARKETING" in page
+    assert "<td>ok</td>" not in page
