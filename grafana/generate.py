@@ -746,6 +746,38 @@ def phone_numbers() -> list[dict[str, Any]]:
 
 
 
+def templates() -> list[dict[str, Any]]:
+    """Message templates: counts over time, and the templates with a problem (the per-template
+    series exist only for those, by default)."""
+    problem = (f"max by ({WABA_KEY}, template_id, template_name, language, status) "
+               f"(whatsapp_message_template_status{{{NUM}}} == 1)")
+    quality = (f"max by ({WABA_KEY}, template_id, template_name, language, quality) "
+               f"(whatsapp_message_template_quality{{{NUM}}} == 1)")
+    return [
+        timeseries("Templates by status",
+                   "Message templates of the selected businesses per status, at each WABA's "
+                   "last template read (schedule.template_interval).",
+                   [target(f"sum by (status) (whatsapp_waba_message_templates{{{NUM}}})",
+                           legend="{{status}}")], unit="none", w=12, stacked=True),
+        timeseries("Templates by quality",
+                   "Message templates per quality score; RED ones are paused by Meta (3 h, "
+                   "then 6 h, then disabled).",
+                   [target(f"sum by (quality) (whatsapp_waba_message_templates_by_quality"
+                           f"{{{NUM}}})", legend="{{quality}}")], unit="none", w=12,
+                   stacked=True),
+        table("Templates with a problem",
+              "Templates not APPROVED, with quality other than GREEN/UNKNOWN, or with a "
+              "category change announced (templates.series: problems).",
+              [target(with_waba_name(problem), ref="A", instant=True),
+               target(quality, ref="B", instant=True)],
+              columns=[("name", "WABA"), ("template_name", "Template"),
+                       ("language", "Language"), ("status", "Status"),
+                       ("quality", "Quality")],
+              exclude=("Value #A", "Value #B", "business_id", "waba_id", "template_id"),
+              w=24, h=8, filterable=True),
+    ]
+
+
 def history() -> list[dict[str, Any]]:
     connected = f"whatsapp_phone_number_connected{{{NUM}}}"
     info_join = (f"* on ({NUMBER_KEY}) group_left (display_phone_number, verified_name)\n"
@@ -1045,6 +1077,7 @@ def dashboard() -> dict[str, Any]:
             ("Business portfolios", portfolios()),
             ("WABAs", wabas()),
             ("Phone numbers", phone_numbers()),
+            ("Message templates", templates()),
             ("History of status and quality", history()),
             ("Monitor health", monitor_health()),
         ]),

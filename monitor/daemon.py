@@ -277,8 +277,16 @@ class Monitor:
 
     async def poll_templates(self, target: Target) -> bool:
         """One read of a WABA's templates (its own job, never raises). A failure keeps the
-        last good templates and never marks the numbers stale; a throttled WABA waits."""
+        last good templates and never marks the numbers stale; a throttled WABA, or one whose
+        usage is past graph.usage_slowdown_threshold, waits for its next turn."""
         if self.not_before.get(target.waba_id, 0.0) > self.clock():
+            return False
+        state = self.store.waba(target.waba_id)
+        threshold = self.settings.graph.usage_slowdown_threshold
+        if state is not None and state.usage_ratio is not None and state.usage_ratio >= threshold:
+            log.info("templates_deferred", business_id=target.business_id,
+                     waba_id=target.waba_id, usage_ratio=state.usage_ratio,
+                     reason="the WABA's budget is under pressure: polls go first")
             return False
         try:
             templates = await list_templates(self.client, target.waba_id,

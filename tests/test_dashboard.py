@@ -83,7 +83,7 @@ def test_dashboard_identity_and_schema(dashboard: dict[str, Any]) -> None:
     assert dashboard["title"]
     assert "__inputs" not in dashboard  # no import-time ${DS_...} placeholders
     assert [r["title"] for r in dashboard["panels"] if r["type"] == "row"] == [
-        "Fleet overview", "Business portfolios", "WABAs", "Phone numbers",
+        "Fleet overview", "Business portfolios", "WABAs", "Phone numbers", "Message templates",
         "History of status and quality", "Monitor health"]
 
 
@@ -300,7 +300,8 @@ def real_metrics(tmp_path_factory: pytest.TempPathFactory) -> str:
             return str(text)
 
         # What the WABA nodes say comes at the discovery cadence, after the first full poll.
-        node_families = ("whatsapp_waba_health_status", "whatsapp_waba_account_review_status")
+        node_families = ("whatsapp_waba_health_status", "whatsapp_waba_account_review_status",
+                         "whatsapp_waba_message_templates", "whatsapp_message_template_status")
 
         def missing(text: str) -> list[str]:
             return [name for name in (*WEBHOOK_FAMILIES, *node_families)

@@ -141,3 +141,26 @@ def test_check_and_status_page_show_template_problems() -> None:
     page = landing_page(store, now=lambda: 1_000.0).split("Message templates with a problem")[1]
     assert "promo" in page and "sale" in page and "UTILITY → MARKETING" in page
     assert "<td>ok</td>" not in page
+
+
+async def test_template_reads_wait_while_the_wabas_budget_is_under_pressure(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path,
+) -> None:
+    scenario = builtin_scenario("demo")
+    sim = await start_sim(scenario)
+    monitor = Monitor(settings_for(tmp_path, sim, scenario),
+                      make_client(sim, token="demo-token"), Store(), metrics)
+    monitor.sync()
+    target = next(t for t in monitor.targets() if t.waba_id == MAIN)
+    state = monitor.store.waba(MAIN)
+    assert state is not None
+    monitor.store.put_waba(dataclasses.replace(state, usage_ratio=0.95))
+    sim.world.reset_counts()
+    assert not await monitor.poll_templates(target)
+    assert sim.world.request_count("message_templates") == 0
+    monitor.not_before[MAIN] = monitor.clock() + 60  # throttled: also nothing
+    monitor.store.put_waba(dataclasses.replace(state, usage_ratio=0.1))
+    assert not await monitor.poll_templates(target)
+    del monitor.not_before[MAIN]
+    assert await monitor.poll_templates(target)
