@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.model import HealthError, parse_health_errors
+from monitor.model import HealthError, api_major, parse_health_errors
 
 KNOWN_REVIEW_STATUS = ("APPROVED", "PENDING", "REJECTED", "DEFERRED")
 KNOWN_BAN_STATE = ("SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE")
@@ -37,12 +37,6 @@ WABA_NODE_FIELDS: tuple[str, ...] = (
     "whatsapp_business_manager_messaging_limit",
 )
 LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"  # v24.0 and newer
-
-
-def api_major(version: str) -> int:
-    """24 for "v24.0"; 0 when unreadable (then version-gated fields are left out)."""
-    digits = version.lstrip("vV").split(".", 1)[0]
-    return int(digits) if digits.isdigit() else 0
 
 
 def business_node_fields(api_version: str) -> tuple[str, ...]:

@@ -90,12 +90,17 @@ PHONE_NUMBER_FIELDS: tuple[str, ...] = (
 )
 
 
+def api_major(version: str) -> int:
+    """24 for "v24.0"; 0 when unreadable (then version-gated fields are left out)."""
+    digits = version.lstrip("vV").split(".", 1)[0]
+    return int(digits) if digits.isdigit() else 0
+
+
 def phone_number_fields(api_version: str) -> tuple[str, ...]:
     """The list fields for an API version: from v24.0 the portfolio limit is read from
     ``whatsapp_business_manager_messaging_limit`` alone; the deprecated per-number
     ``messaging_limit_tier`` (legacy values below v24) is never mixed in."""
-    digits = api_version.lstrip("vV").split(".", 1)[0]
-    major = int(digits) if digits.isdigit() else 0
+    major = api_major(api_version)
     drop = "messaging_limit_tier" if major >= 24 else "whatsapp_business_manager_messaging_limit"
     return tuple(f for f in PHONE_NUMBER_FIELDS if f != drop)
 

@@ -25,6 +25,7 @@ import structlog
 
 from monitor.accounts import AccountAlert, WabaFacts, facts_from_json, facts_to_json
 from monitor.graph.usage import BucUsage
+from monitor.lifecycle import background
 from monitor.model import HealthError, LearnedCap, PhoneNumber, Transition, WabaState
 
 log = structlog.get_logger("monitor.state")
@@ -327,13 +328,10 @@ async def flushing(writer: StateWriter, *, interval: float = FLUSH_INTERVAL,
             except Exception:
                 log.exception("state_write_failed")
 
-    task = asyncio.create_task(forever())
     try:
-        yield
+        async with background(forever):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         try:
             await flush()
         except Exception:

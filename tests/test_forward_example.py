@@ -49,3 +49,9 @@ async def test_the_example_forwards_account_fields_unchanged_and_keeps_traffic(
     assert status == 200
     assert await asyncio.to_thread(forward, traffic, sign(traffic, "s3cret"), url) is None
     assert got == [(account, sign(account, "s3cret"))]  # body and signature unchanged
+
+
+def test_the_example_drops_exactly_what_the_receiver_drops() -> None:
+    from monitor.webhooks.receiver import TRAFFIC_FIELDS
+
+    assert example().TRAFFIC_FIELDS == TRAFFIC_FIELDS  # a standalone copy: kept in step
