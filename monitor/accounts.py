@@ -12,12 +12,12 @@ an odd value; they keep what they can read (Meta redelivers a refused webhook fo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.model import HealthError, api_major, parse_health_errors
+from monitor.model import HealthError, Transition, api_major, parse_health_errors
 
 KNOWN_REVIEW_STATUS = ("APPROVED", "PENDING", "REJECTED", "DEFERRED")
 KNOWN_BAN_STATE = ("SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE")
@@ -471,3 +471,34 @@ def apply_template_fact(template: Template, fact: TemplateFact) -> Template:
         correct_category=fact.new_category if fact.new_category is not None
         else (None if fact.category else template.correct_category),
     )
+
+
+# What the transitions history follows of a template: (history field, Template attribute).
+TEMPLATE_TRACKED = (("template_status", "status"), ("template_quality", "quality"),
+                    ("template_category", "category"),
+                    ("template_category_pending", "correct_category"))
+
+
+def template_transitions(business_id: str, waba_id: str, before: Iterable[Template],
+                         after: Iterable[Template], at: float) -> list[Transition]:
+    """What changed between two views of a WABA's templates: a tracked field, or a template
+    that appeared (``template_status`` from None) or went (``template_status`` to None)."""
+    old = {t.id: t for t in before}
+    out: list[Transition] = []
+
+    def change(t: Template, name: str, was: str | None, now: str | None) -> None:
+        out.append(Transition(at, business_id, waba_id, "", name, was, now,
+                              template_id=t.id, template_name=t.name))
+
+    for template in after:
+        prev = old.pop(template.id, None)
+        if prev is None:
+            change(template, "template_status", None, template.status)
+            continue
+        for name, attr in TEMPLATE_TRACKED:
+            was, now = getattr(prev, attr), getattr(template, attr)
+            if was != now:
+                change(template, name, was, now)
+    for gone in old.values():
+        change(gone, "template_status", gone.status, None)
+    return out

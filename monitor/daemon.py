@@ -119,6 +119,8 @@ class Monitor:
         # Writes a WABA's changed state and its transitions durably (the state file), awaited
         # before the change is put in the store; None when state is kept in memory only.
         self.commit: Callable[[WabaState, list[Transition]], Awaitable[None]] | None = None
+        # Writes transitions with no WABA state (template changes), likewise before shown.
+        self.commit_transitions: Callable[[list[Transition]], Awaitable[None]] | None = None
         self.configure(settings, shard or self.fleet.shard)
 
     def configure(self, settings: Settings, shard: Shard,
@@ -296,7 +298,12 @@ class Monitor:
             log.warning("templates_unreadable", business_id=target.business_id,
                         waba_id=target.waba_id, kind=err.kind.value, code=err.code)
             return False
-        self.store.put_templates(target.waba_id, templates)
+        read_at = self.clock()
+        changes = self.store.template_changes(target.waba_id, templates=templates,
+                                              read_at=read_at, at=read_at)
+        if changes and self.commit_transitions is not None:
+            await self.commit_transitions(changes)  # durable before /metrics or the API
+        self.store.put_templates(target.waba_id, templates, at=read_at)
         return True
 
     # --- polling -------------------------------------------------------------------------

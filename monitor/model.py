@@ -370,8 +370,9 @@ TRACKED_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """One field of one number that changed (or a number that appeared or went): what the
-    history keeps, the state file persists and the API returns."""
+    """One field of one number or message template that changed (or one that appeared or
+    went): what the history keeps, the state file persists and the API returns. A template's
+    change has ``template_id`` set and an empty ``phone_number_id``."""
 
     at: float
     business_id: str
@@ -380,6 +381,8 @@ class Transition:
     field: str
     old: str | None
     new: str | None
+    template_id: str = ""
+    template_name: str | None = None
 
 
 def transitions(old: WabaState, new: WabaState, at: float) -> list[Transition]:

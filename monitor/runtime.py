@@ -342,6 +342,7 @@ class Runtime:
         self.store.on_change.append(writer.on_change)
         self.store.on_remove.append(writer.on_remove)
         monitor.commit = writer.commit
+        monitor.commit_transitions = writer.commit_transitions
         monitor.on_verified.append(db.save_verified)
         await self._duties.enter_async_context(flushing(writer))
 

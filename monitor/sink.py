@@ -180,33 +180,38 @@ class StagingSink:
             # commit in flight keeps its values staged until they are shown), so a body that
             # told no fact does not wait for the writer.
             return
+        at = self._clock()
         if writer is None:
-            self._show(self._take())
+            self._show(self._take(), at)
             return
         async with writer.lock:  # in turn with the batched writes and transition commits
             batch = self._take()
             if not batch:
                 return
+            # Template changes the facts make go in the history, written with the facts.
+            changes = [change for waba_id, s in batch.facts.items()
+                       for change in self._store.template_changes(waba_id, facts=s.value[1],
+                                                                  at=at)]
             write = asyncio.ensure_future(asyncio.to_thread(
                 writer.db.save_webhook_facts,
                 [(waba_id, *s.value) for waba_id, s in batch.facts.items()],
                 [s.value for s in batch.alerts.values()],
-                [s.value for s in batch.caps.values()]))
+                [s.value for s in batch.caps.values()], changes))
             await _unless_cancelled(write)
-            self._show(batch)
+            self._show(batch, at)
 
     def _take(self) -> _Batch:
         """What is staged now (it stays staged until shown)."""
         staged = self._staged
         return _Batch(dict(staged.facts), dict(staged.alerts), dict(staged.caps))
 
-    def _show(self, batch: _Batch) -> None:
+    def _show(self, batch: _Batch, at: float) -> None:
         """Put what was written in the store, and unstage each value nothing newer replaced."""
         staged = self._staged
         for waba_id, item in batch.facts.items():
             before = self._committed.get(waba_id)
             self._committed[waba_id] = item.value[1]
-            self._store.put_waba_facts(waba_id, item.value[1])
+            self._store.put_waba_facts(waba_id, item.value[1], at=at)
             self._apply_name_decisions(waba_id, before, item.value[1])
             if staged.facts.get(waba_id) is item:
                 del staged.facts[waba_id]

@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS account_alerts (
 """
 
 
+# Template changes (issue 12): the subject of a transition that is a template, not a number.
+_ADDED_COLUMNS = (("template_id", "TEXT NOT NULL DEFAULT ''"), ("template_name", "TEXT"))
+
+
 class StateError(Exception):
     """The state file cannot be opened or is not ours; the message says which and where."""
 
@@ -106,6 +110,24 @@ def waba_from_json(text: str) -> WabaState:
                      **{k: v for k, v in raw.items() if k in known})
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added since a schema version was written: additive, so an older daemon still
+    reads the file (it names the columns it knows) and no version bump is needed."""
+    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(transitions)")}
+    for name, decl in _ADDED_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE transitions ADD COLUMN {name} {decl}")
+
+
+def _insert_transitions(conn: sqlite3.Connection, transitions: Iterable[Transition]) -> None:
+    conn.executemany(
+        "INSERT INTO transitions (at, business_id, waba_id, phone_number_id, field, old, new,"
+        " template_id, template_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(t.at, t.business_id, t.waba_id, t.phone_number_id, t.field, t.old, t.new,
+          t.template_id, t.template_name) for t in transitions],
+    )
+
+
 class StateDB:
     """A thin, thread-safe wrapper: flushes run in a worker thread, reads at start-up."""
 
@@ -118,6 +140,7 @@ class StateDB:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            _add_columns(self._conn)
             row = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -168,12 +191,7 @@ class StateDB:
                 )
                 self._conn.executemany("DELETE FROM wabas WHERE waba_id = ?",
                                        [(w,) for w in removed])
-                self._conn.executemany(
-                    "INSERT INTO transitions (at, business_id, waba_id, phone_number_id, field,"
-                    " old, new) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(t.at, t.business_id, t.waba_id, t.phone_number_id, t.field, t.old, t.new)
-                     for t in transitions],
-                )
+                _insert_transitions(self._conn, transitions)
                 if prune_before is not None:
                     self._conn.execute("DELETE FROM transitions WHERE at < ?", (prune_before,))
                     self._conn.execute("DELETE FROM account_alerts WHERE at < ?",
@@ -196,9 +214,11 @@ class StateDB:
                                 json.dumps(facts_to_json(facts), separators=(",", ":"))))
 
     def save_webhook_facts(self, facts: Iterable[tuple[str, str, WabaFacts]],
-                           alerts: Iterable[AccountAlert], caps: Iterable[LearnedCap]) -> None:
-        """What webhooks staged — (waba_id, business_id, facts), alerts, learned caps — in
-        one transaction: a change's key is never durable without the facts it brought."""
+                           alerts: Iterable[AccountAlert], caps: Iterable[LearnedCap],
+                           transitions: Iterable[Transition] = ()) -> None:
+        """What webhooks staged — (waba_id, business_id, facts), alerts, learned caps, and
+        the template changes the facts make — in one transaction: a change's key is never
+        durable without the facts it brought."""
         with self._lock:
             self._conn.execute("BEGIN")
             try:
@@ -212,6 +232,7 @@ class StateDB:
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO learned_caps VALUES (?, ?, ?, ?)",
                     [(c.business_id, c.cap, c.source_field, c.learned_at) for c in caps])
+                _insert_transitions(self._conn, transitions)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -254,13 +275,15 @@ class StateDB:
     def transitions(self, *, since: float = 0.0, limit: int = 1000) -> list[Transition]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT at, business_id, waba_id, phone_number_id, field, old, new "
+                "SELECT at, business_id, waba_id, phone_number_id, field, old, new, "
+                "template_id, template_name "
                 "FROM transitions WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
                 (since, limit),
             ).fetchall()
         return [
             Transition(at=float(r[0]), business_id=str(r[1]), waba_id=str(r[2]),
-                       phone_number_id=str(r[3]), field=str(r[4]), old=r[5], new=r[6])
+                       phone_number_id=str(r[3]), field=str(r[4]), old=r[5], new=r[6],
+                       template_id=str(r[7] or ""), template_name=r[8])
             for r in rows
         ]
 
@@ -281,6 +304,11 @@ class StateWriter:
         async with self.lock:
             self._pending.pop(state.waba_id, None)
             await asyncio.to_thread(self.db.commit_change, state, transitions)
+
+    async def commit_transitions(self, transitions: list[Transition]) -> None:
+        """Write transitions that change no WABA state (a template's) now, in turn."""
+        async with self.lock:
+            await asyncio.to_thread(self.db.write, [], [], transitions)
 
     def on_change(self, state: WabaState, transitions: list[Transition]) -> None:
         """Batch the state; transitions were committed already (``commit_change``) when the

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.accounts import AccountAlert, Template, WabaFacts, WabaNode, apply_template_fact
+from monitor.accounts import (
+    AccountAlert,
+    Template,
+    WabaFacts,
+    WabaNode,
+    apply_template_fact,
+    template_transitions,
+)
 from monitor.caps import BusinessSummary, summarize
 from monitor.exposition import (
     ExpositionOptions,
@@ -210,39 +217,72 @@ class Store:
     def waba_facts(self, waba_id: str) -> WabaFacts | None:
         return self._waba_facts.get(waba_id)
 
-    def put_waba_facts(self, waba_id: str, facts: WabaFacts) -> None:
+    def put_waba_facts(self, waba_id: str, facts: WabaFacts, *,
+                       at: float | None = None) -> None:
         """What only webhooks told about a watched WABA (already durable when put here)."""
         state = self._wabas.get(waba_id)
         if state is not None and self._waba_facts.get(waba_id) != facts:
+            found = self.template_changes(waba_id, facts=facts, at=at)
             self._waba_facts[waba_id] = facts
             self._waba_fragments[waba_id] = self._render(state)
             self._version += 1
+            self._record(found)
 
     def templates(self, waba_id: str) -> tuple[Template, ...] | None:
         return self._templates.get(waba_id)
 
     def effective_templates(self, waba_id: str) -> tuple[Template, ...]:
         """The last read's templates with newer template webhooks applied over them."""
-        templates = self._templates.get(waba_id) or ()
-        facts = self._waba_facts.get(waba_id)
-        if not templates or facts is None or not facts.templates:
-            return templates
-        read_at, told = self._templates_at.get(waba_id, 0.0), facts.templates
-        return tuple(apply_template_fact(t, told[t.id])
-                     if t.id in told and told[t.id].at > read_at else t for t in templates)
+        return _effective(self._templates.get(waba_id) or (),
+                          self._templates_at.get(waba_id, 0.0), self._waba_facts.get(waba_id))
+
+    def template_changes(self, waba_id: str, *, templates: tuple[Template, ...] | None = None,
+                         read_at: float | None = None, facts: WabaFacts | None = None,
+                         at: float | None = None) -> list[Transition]:
+        """What the history would record if this read (``templates`` at ``read_at``) or these
+        webhook ``facts`` were put now. Nothing before the WABA's first template read: the
+        first read is where the history starts, as a number's first poll is."""
+        state = self._wabas.get(waba_id)
+        current = self._templates.get(waba_id)
+        if state is None or current is None:
+            return []
+        current_at = self._templates_at.get(waba_id, 0.0)
+        before = _effective(current, current_at, self._waba_facts.get(waba_id))
+        after = _effective(current if templates is None else templates,
+                           current_at if templates is None else (
+                               self._clock() if read_at is None else read_at),
+                           self._waba_facts.get(waba_id) if facts is None else facts)
+        if before == after:
+            return []
+        return template_transitions(state.business_id, waba_id, before, after,
+                                    self._clock() if at is None else at)
 
     def put_templates(self, waba_id: str, templates: tuple[Template, ...],
-                      at: float | None = None) -> None:
+                      at: float | None = None) -> list[Transition]:
         """A WABA's templates at its last template read (kept after a failed read); template
-        webhooks newer than ``at`` still apply over them."""
+        webhooks newer than ``at`` still apply over them. Returns the changes recorded (the
+        caller made them durable first: ``template_changes``)."""
         state = self._wabas.get(waba_id)
         if state is None or (self._templates.get(waba_id) == templates
                              and self._templates_at.get(waba_id) == at):
-            return
+            return []
+        read_at = self._clock() if at is None else at
+        found = self.template_changes(waba_id, templates=templates, read_at=read_at, at=read_at)
         self._templates[waba_id] = templates
-        self._templates_at[waba_id] = self._clock() if at is None else at
+        self._templates_at[waba_id] = read_at
         self._waba_fragments[waba_id] = self._render(state)
         self._version += 1
+        self._record(found)
+        return found
+
+    def _record(self, found: list[Transition]) -> None:
+        """Template changes into the recent history (already durable when put here)."""
+        for change in found:
+            log.info("message_template_changed", business_id=change.business_id,
+                     waba_id=change.waba_id, template_id=change.template_id,
+                     template_name=change.template_name, field=change.field,
+                     old=change.old, new=change.new)
+        self.recent.extendleft(found)
 
     def subscription(self, waba_id: str) -> bool | None:
         return self._subscriptions.get(waba_id)
@@ -380,3 +420,15 @@ class Store:
             self._by_business.get(old.business_id, set()).discard(old.waba_id)
         self._wabas[state.waba_id] = state
         self._by_business.setdefault(state.business_id, set()).add(state.waba_id)
+
+
+def _effective(templates: tuple[Template, ...], read_at: float,
+               facts: WabaFacts | None) -> tuple[Template, ...]:
+    """A read's templates with the webhook facts newer than the read applied over them.
+    Webhook times are whole seconds: a fact of the read's own second counts as newer (a read
+    that already saw it gains nothing from it; one that did not must not hide it)."""
+    if not templates or facts is None or not facts.templates:
+        return templates
+    told, second = facts.templates, math.floor(read_at)
+    return tuple(apply_template_fact(t, told[t.id])
+                 if t.id in told and told[t.id].at >= second else t for t in templates)

@@ -310,8 +310,9 @@ async def transitions_handler(request: web.Request) -> web.Response:
         "data": [
             {"at": t.at, "time": datetime.fromtimestamp(t.at).astimezone().isoformat(),
              "business_id": t.business_id, "waba_id": t.waba_id,
-             "phone_number_id": t.phone_number_id, "field": t.field, "old": t.old,
-             "new": t.new}
+             "phone_number_id": t.phone_number_id or None,
+             "template_id": t.template_id or None, "template_name": t.template_name,
+             "field": t.field, "old": t.old, "new": t.new}
             for t in found
         ],
     })
