@@ -113,6 +113,7 @@ class Monitor:
             settings.graph.api_version))
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
+        self.waiting_in_line: dict[str, int] = {}  # WABA -> its requests waiting on a throttle
         self.fleet = fleet or Fleet(settings, shard)
         self.on_verified: list[Callable[[str, bool | None], None]] = []
         self.on_interval: list[Callable[[str, float], None]] = []
@@ -311,7 +312,8 @@ class Monitor:
                      waba_id=target.waba_id, reason="throttled",
                      resume_in_seconds=round(wait_until - started, 1))
             return None
-        self.store.set_throttled(target.waba_id, False)  # parked no longer
+        # parked no longer (a template read of the WABA may still wait in line)
+        self.store.set_throttled(target.waba_id, target.waba_id in self.waiting_in_line)
         accounting = start_accounting()
         old = self.store.waba(target.waba_id) or WabaState(target.business_id, target.waba_id)
         monotonic = time.monotonic()
@@ -397,9 +399,16 @@ class Monitor:
         return new
 
     def _throttle_listener(self, waba_id: str) -> Callable[[bool], None]:
-        """Shows the WABA throttled while one of its requests waits in line."""
+        """Shows the WABA throttled while one of its requests (its poll's or its template
+        read's) waits in line, or while it is parked."""
         def notify(waiting: bool) -> None:
-            self.store.set_throttled(waba_id, waiting)
+            count = self.waiting_in_line.get(waba_id, 0) + (1 if waiting else -1)
+            if count > 0:
+                self.waiting_in_line[waba_id] = count
+            else:
+                self.waiting_in_line.pop(waba_id, None)
+            parked = self.not_before.get(waba_id, 0.0) > self.clock()
+            self.store.set_throttled(waba_id, count > 0 or parked)
         return notify
 
     def _park(self, waba_id: str, error: GraphError) -> None:

@@ -87,7 +87,8 @@ async def test_the_requests_of_one_poll_share_the_total_wait(
         sim.world.inject_fault(throttle_fault(waba, regain_minutes=0.01, count=1))
         with pytest.raises(GraphError):
             await graph.get("phone_numbers", path, {})
-    assert (waits.count, waits.spent) == (1, pytest.approx(0.6))
+    assert waits.count == 1
+    assert waits.spent == pytest.approx(0.6)
     assert len(sleep.delays) == 1
     assert sim.world.request_count("phone_numbers", object_id=waba) == 3
     # The same two requests with no poll around them: each waits once and succeeds.
@@ -187,3 +188,43 @@ async def test_a_parked_waba_shows_throttled_until_it_polls_again(tmp_path: Path
         d.world.clear_faults()
         back = await d.wait_for("polled again", lambda s: d.up(s, bad) == 1, timeout=8)
         assert back.get(THROTTLED, **d.labels(bad)) == 0
+
+
+async def test_the_waba_stays_throttled_while_any_of_its_reads_waits(
+    start_sim: StartSim, session: aiohttp.ClientSession, metrics: SelfMetrics, tmp_path: Path
+) -> None:
+    """Its poll and its template read both wait in line: the first to finish its wait does
+    not clear the flag while the other still waits."""
+    scenario = small_fleet()
+    sim = await start_sim(scenario)
+    store = Store()
+    waits: list[asyncio.Event] = []
+
+    async def sleep(seconds: float) -> None:  # holds each wait until the test releases it
+        waits.append(released := asyncio.Event())
+        await released.wait()
+
+    monitor = Monitor(settings_for(tmp_path, sim, scenario),
+                      client(session, sim, metrics, sleep, max_retries=1,
+                             max_throttle_wait=10.0), store, metrics)
+    await monitor.run_once()
+    (target,) = monitor.targets()
+    for edge in ("phone_numbers", "message_templates"):
+        fault = throttle_fault(target.waba_id, regain_minutes=0.01, count=1)
+        sim.world.inject_fault(Fault(**{**fault.to_json(), "edge": edge}))
+    reads = {asyncio.create_task(monitor.poll_waba(target)),
+             asyncio.create_task(monitor.poll_templates(target))}
+    for _ in range(1000):
+        if len(waits) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(waits) == 2
+    assert throttled_values(store) == {target.waba_id: 1}
+    waits[0].set()
+    _, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    assert len(pending) == 1
+    assert throttled_values(store) == {target.waba_id: 1}  # the other still waits
+    waits[1].set()
+    await asyncio.gather(*reads)
+    assert throttled_values(store) == {target.waba_id: 0}
+    assert sim.world.faults() == []

@@ -168,7 +168,7 @@ class GraphClient:
         ``bearer`` replaces the access token for this call (the app token of /debug_token).
         """
         attempt = 0
-        waits = _poll_throttle.get() or ThrottleWaits()
+        waits: ThrottleWaits | None = None  # the poll's, else this request's own (on need)
         while True:
             try:
                 return await self._attempt(endpoint, path, params, validate, bearer)
@@ -176,6 +176,8 @@ class GraphClient:
                 self._metrics.graph_errors.labels(endpoint=endpoint, code=err.code_label).inc()
                 if err.kind is ErrorKind.AUTH and bearer is None:
                     self._metrics.auth_ok.set(0)
+                if waits is None:
+                    waits = _poll_throttle.get() or ThrottleWaits()
                 delay = self._delay_for(err, attempt, waits)
                 if delay is None:
                     raise
