@@ -860,17 +860,6 @@ def monitor_health() -> list[dict[str, Any]]:
         stat("Version", "waba-monitor version(s) running.",
              f"count by (version) (whatsapp_monitor_build_info{{{JOB}}})",
              legend="{{version}}", text_mode="name", steps=((None, BLUE),)),
-        timeseries(
-            "Poll duration p50 / p95",
-            "Wall time of one WABA poll, including retries and per-number reads, from the "
-            "whatsapp_monitor_poll_duration_seconds histogram (recording rules "
-            "whatsapp_monitor:poll_duration_seconds:p50_5m and :p95_5m).",
-            [target(f"whatsapp_monitor:poll_duration_seconds:p50_5m{{{JOB}}}", ref="A",
-                    legend="p50 {{instance}}"),
-             target(f"whatsapp_monitor:poll_duration_seconds:p95_5m{{{JOB}}}", ref="B",
-                    legend="p95 {{instance}}")],
-            unit="s", w=12,
-        ),
         state_timeline(
             "WABA polls (whatsapp_monitor_waba_up)",
             "Whether the last poll of each WABA succeeded. After a failure the WABA's last good "
@@ -878,6 +867,18 @@ def monitor_health() -> list[dict[str, Any]]:
             f"max by (business_id, waba_id) (whatsapp_monitor_waba_up{{{NUM}}})",
             legend="WABA {{waba_id}} (business {{business_id}})",
             mappings=value_mappings({"1": GREEN, "0": RED}, {"1": "OK", "0": "FAILING"}),
+            w=12, h=8,
+        ),
+        state_timeline(
+            "Throttled WABAs (whatsapp_monitor_waba_throttled)",
+            "Whether each WABA waits on a Graph API throttle: in line within a poll (at most "
+            "graph.max_throttle_wait per poll in total) or parked until the regain time "
+            "Meta's usage header gave. A throttled WABA's data ages meanwhile while "
+            "whatsapp_monitor_waba_up may still show its last poll's result.",
+            f"max by (business_id, waba_id) (whatsapp_monitor_waba_throttled{{{NUM}}})",
+            legend="WABA {{waba_id}} (business {{business_id}})",
+            mappings=value_mappings({"1": ORANGE, "0": GREEN},
+                                    {"1": "THROTTLED", "0": "not throttled"}),
             w=12, h=8,
         ),
         timeseries(
@@ -944,6 +945,17 @@ def monitor_health() -> list[dict[str, Any]]:
             unit="percentunit", w=8, steps=usage_steps, custom=usage_custom,
         ),
         timeseries(
+            "Poll duration p50 / p95",
+            "Wall time of one WABA poll, including retries and per-number reads, from the "
+            "whatsapp_monitor_poll_duration_seconds histogram (recording rules "
+            "whatsapp_monitor:poll_duration_seconds:p50_5m and :p95_5m).",
+            [target(f"whatsapp_monitor:poll_duration_seconds:p50_5m{{{JOB}}}", ref="A",
+                    legend="p50 {{instance}}"),
+             target(f"whatsapp_monitor:poll_duration_seconds:p95_5m{{{JOB}}}", ref="B",
+                    legend="p95 {{instance}}")],
+            unit="s", w=8,
+        ),
+        timeseries(
             "Polls and failures per WABA",
             "Polls per second and failed polls per second, per WABA.",
             [target("sum by (waba_id) "
@@ -953,7 +965,7 @@ def monitor_health() -> list[dict[str, Any]]:
                     f"(rate(whatsapp_monitor_waba_poll_failures_total{{{NUM}}}"
                     "[$__rate_interval]))",
                     ref="B", legend="failures {{waba_id}}")],
-            unit="ops", w=12,
+            unit="ops", w=8,
         ),
         timeseries(
             "Graph API requests per poll",
@@ -961,7 +973,7 @@ def monitor_health() -> list[dict[str, Any]]:
             "included); ⌈numbers / 100⌉ when every field comes with the list.",
             [target(f"max by (waba_id) (whatsapp_monitor_waba_last_poll_requests{{{NUM}}})",
                     legend="WABA {{waba_id}}")],
-            unit="none", w=12,
+            unit="none", w=8,
         ),
     ]
 

@@ -18,7 +18,7 @@ from monitor.accounts import TEMPLATE_FIELDS, WABA_NODE_FIELDS, WabaNode, busine
 from monitor.budget import pace
 from monitor.config import BusinessSettings, Settings
 from monitor.fleet import Fleet, Target, Watch
-from monitor.graph.client import GraphClient, RetryPolicy, start_accounting
+from monitor.graph.client import GraphClient, RetryPolicy, start_accounting, throttle_scope
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.graph.usage import BucUsage
 from monitor.model import (
@@ -113,6 +113,7 @@ class Monitor:
             settings.graph.api_version))
         self.fill_memory = FillMemory()
         self.not_before: dict[str, float] = {}
+        self.waiting_in_line: dict[str, int] = {}  # WABA -> its requests waiting on a throttle
         self.fleet = fleet or Fleet(settings, shard)
         self.on_verified: list[Callable[[str, bool | None], None]] = []
         self.on_interval: list[Callable[[str, float], None]] = []
@@ -291,12 +292,14 @@ class Monitor:
                      reason="the WABA's budget is under pressure: polls go first")
             return False
         try:
-            templates = await list_templates(self.client, target.waba_id,
-                                             self.template_fields,
-                                             page_limit=self.settings.graph.page_limit)
+            with throttle_scope(self._throttle_listener(target.waba_id)):
+                templates = await list_templates(self.client, target.waba_id,
+                                                 self.template_fields,
+                                                 page_limit=self.settings.graph.page_limit)
         except GraphError as err:
             log.warning("templates_unreadable", business_id=target.business_id,
                         waba_id=target.waba_id, kind=err.kind.value, code=err.code)
+            self._park(target.waba_id, err)
             return False
         read_at = self.clock()
         changes = self.store.template_changes(target.waba_id, templates=templates,
@@ -316,20 +319,23 @@ class Monitor:
                      waba_id=target.waba_id, reason="throttled",
                      resume_in_seconds=round(wait_until - started, 1))
             return None
+        # parked no longer (a template read of the WABA may still wait in line)
+        self.store.set_throttled(target.waba_id, target.waba_id in self.waiting_in_line)
         accounting = start_accounting()
         old = self.store.waba(target.waba_id) or WabaState(target.business_id, target.waba_id)
         monotonic = time.monotonic()
         error: GraphError | None = None
         try:
-            numbers = await fetch_waba(
-                self.client,
-                target.waba_id,
-                self.fields,
-                self.fill_memory,
-                page_limit=self.settings.graph.page_limit,
-                per_number_fill=self.settings.graph.per_number_fill,
-                expected_callback=self.settings.webhooks.expected_callback_url,
-            )
+            with throttle_scope(self._throttle_listener(target.waba_id)):
+                numbers = await fetch_waba(
+                    self.client,
+                    target.waba_id,
+                    self.fields,
+                    self.fill_memory,
+                    page_limit=self.settings.graph.page_limit,
+                    per_number_fill=self.settings.graph.per_number_fill,
+                    expected_callback=self.settings.webhooks.expected_callback_url,
+                )
         except GraphError as err:
             error = err
         except Exception as exc:  # a bug must not stop the other WABAs' polls
@@ -379,8 +385,7 @@ class Monitor:
         else:
             new = dataclasses.replace(old, up=False, last_error=error.kind.value,
                                       failures=old.failures + 1, **common)  # type: ignore[arg-type]
-            if error.kind is ErrorKind.THROTTLED and error.retry_after:
-                self.not_before[target.waba_id] = self.clock() + error.retry_after
+            self._park(target.waba_id, error)
             log.warning("waba_polled", business_id=target.business_id, waba_id=target.waba_id,
                         result="failure", error=str(error), kind=error.kind.value,
                         requests=accounting.request_count, duration_seconds=round(duration, 3))
@@ -399,6 +404,30 @@ class Monitor:
             for listener in self.on_interval:
                 listener(target.waba_id, paced.interval)
         return new
+
+    def _throttle_listener(self, waba_id: str) -> Callable[[bool], None]:
+        """Shows the WABA throttled while one of its requests (its poll's or its template
+        read's) waits in line, or while it is parked."""
+        def notify(waiting: bool) -> None:
+            count = self.waiting_in_line.get(waba_id, 0) + (1 if waiting else -1)
+            if count > 0:
+                self.waiting_in_line[waba_id] = count
+            else:
+                self.waiting_in_line.pop(waba_id, None)
+            parked = self.not_before.get(waba_id, 0.0) > self.clock()
+            self.store.set_throttled(waba_id, count > 0 or parked)
+        return notify
+
+    def _park(self, waba_id: str, error: GraphError) -> None:
+        """A throttle the in-line wait could not cover: the WABA sends nothing (polls,
+        template and node reads) until the regain time, and shows throttled meanwhile."""
+        if error.kind is ErrorKind.THROTTLED and error.retry_after:
+            self.not_before[waba_id] = self.clock() + error.retry_after
+            self.store.set_throttled(waba_id, True)
+            log.info("waba_parked", waba_id=waba_id, endpoint=error.endpoint,
+                     resume_in_seconds=round(error.retry_after, 1),
+                     reason="throttled longer than the in-line wait left in "
+                            "graph.max_throttle_wait")
 
     def targets(self) -> list[Target]:
         return [Target(w.business_id, w.waba_id) for w in self.store.wabas()]

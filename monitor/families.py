@@ -423,6 +423,11 @@ FAMILIES: tuple[Family[Any], ...] = (
            "1 if the last poll of the WABA succeeded, else 0. After a failure the WABA's "
            "last good values stay exported and the last-success timestamp does not move.",
            WABA, (), Flag(lambda w: w.up)),
+    Family("whatsapp_monitor_waba_throttled", "gauge",
+           "1 while the WABA waits on a Graph API throttle: in line within a poll (at most "
+           "graph.max_throttle_wait per poll in total), or parked until the regain time the "
+           "usage header gave, sending nothing; 0 otherwise.", WABA_ACCOUNT, (),
+           Flag(lambda a: a.throttled)),
     Family("whatsapp_monitor_waba_last_success_timestamp_seconds", "gauge",
            "Unix time of the last successful poll of the WABA.", WABA, (),
            Value(lambda w: w.last_success)),

@@ -59,6 +59,7 @@ class WabaAccount(NamedTuple):
     templates: tuple[Template, ...] | None = None  # None: not read (yet)
     template_series: tuple[Template, ...] = ()  # those with series of their own
     templates_read_at: float = 0.0  # when the templates were last read
+    throttled: bool = False  # waiting on a Graph API throttle (in line, or parked)
 
 
 WABA_ACCOUNT: Subject[WabaAccount] = Subject(

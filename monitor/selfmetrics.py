@@ -72,11 +72,11 @@ class SelfMetrics:
     token_data_access_expiry: OptionalGauge
     token_valid: OptionalGauge
     token_permission: Gauge
-    token_last_check: Gauge
+    token_last_check: OptionalGauge
     shard_ordinal: Gauge
     total_shards: Gauge
     reload_ok: Gauge
-    reload_timestamp: Gauge
+    reload_timestamp: OptionalGauge
     unreadable: Counter
 
 
@@ -180,10 +180,11 @@ def create_self_metrics(
             ["permission"],
             registry=registry,
         ),
-        token_last_check=Gauge(
+        token_last_check=OptionalGauge(
             "whatsapp_monitor_access_token_last_check_timestamp_seconds",
-            "When /debug_token last answered.",
-            registry=registry,
+            "When /debug_token last answered; absent until it has (or when no app id and "
+            "secret are configured).",
+            registry,
         ),
         shard_ordinal=Gauge(
             "whatsapp_monitor_shard_ordinal",
@@ -203,10 +204,10 @@ def create_self_metrics(
             "was rejected and the previous configuration is still running.",
             registry=registry,
         ),
-        reload_timestamp=Gauge(
+        reload_timestamp=OptionalGauge(
             "whatsapp_monitor_config_last_reload_success_timestamp_seconds",
-            "When the running configuration was loaded.",
-            registry=registry,
+            "When the running configuration was loaded; absent until the daemon has started.",
+            registry,
         ),
     )
     metrics.auth_ok.set(1)

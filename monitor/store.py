@@ -77,6 +77,7 @@ class Store:
         self._templates: dict[str, tuple[Template, ...]] = {}
         self._templates_at: dict[str, float] = {}
         self._settings: dict[str, dict[str, bool]] = {}  # waba -> number -> identity check
+        self._throttled: set[str] = set()  # WABAs waiting on a Graph API throttle
         self._clock = clock
         self._next_expiry = math.inf  # when the earliest active restriction ends
         self._businesses: dict[str, BusinessState] = {}
@@ -299,6 +300,21 @@ class Store:
         self._waba_fragments[waba_id] = self._render(state)
         self._version += 1
 
+    def throttled(self, waba_id: str) -> bool:
+        return waba_id in self._throttled
+
+    def set_throttled(self, waba_id: str, throttled: bool) -> None:
+        """A WABA started or stopped waiting on a throttle: shown at once, mid-poll too."""
+        state = self._wabas.get(waba_id)
+        if state is None or (waba_id in self._throttled) == throttled:
+            return
+        if throttled:
+            self._throttled.add(waba_id)
+        else:
+            self._throttled.discard(waba_id)
+        self._waba_fragments[waba_id] = self._render(state)
+        self._version += 1
+
     def number_settings(self, waba_id: str) -> Mapping[str, bool]:
         return self._settings.get(waba_id, {})
 
@@ -334,6 +350,7 @@ class Store:
         self._account_parts.pop(waba_id, None)
         self._subscriptions.pop(waba_id, None)
         self._settings.pop(waba_id, None)
+        self._throttled.discard(waba_id)
         self._templates.pop(waba_id, None)
         self._templates_at.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
@@ -390,10 +407,11 @@ class Store:
         series = () if templates is None or mode == "none" else tuple(
             t for t in templates if mode == "all" or t.problem)
         account = WabaAccount(state, node, facts, now, self._subscriptions.get(state.waba_id),
-                              settings, templates, series, read_at)
+                              settings, templates, series, read_at,
+                              state.waba_id in self._throttled)
         key = (state.business_id, node, facts, health_errors(account),
                facts.active_restrictions(now) if facts else (), account.subscribed,
-               tuple(sorted(settings.items())), templates, mode)
+               tuple(sorted(settings.items())), templates, mode, account.throttled)
         cached = self._account_parts.get(state.waba_id)
         if cached is not None and cached[0] == key:
             return cached[1]

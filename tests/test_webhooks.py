@@ -245,7 +245,8 @@ async def test_bad_or_missing_signature_changes_nothing(
     assert rx.requests(result) == 1
     assert rx.requests("ok") == 0
     assert (
-        rx.registry.get_sample_value("whatsapp_monitor_webhook_last_event_timestamp_seconds") == 0
+        rx.registry.get_sample_value("whatsapp_monitor_webhook_last_event_timestamp_seconds")
+        is None
     )
 
 
@@ -963,7 +964,9 @@ def test_metrics_are_preinitialised() -> None:
                 )
                 == 0
             )
-    assert registry.get_sample_value("whatsapp_monitor_webhook_last_event_timestamp_seconds") == 0
+    # No notification yet: no timestamp at all, never a made-up 0.
+    assert registry.get_sample_value(
+        "whatsapp_monitor_webhook_last_event_timestamp_seconds") is None
 
 
 async def test_counters_add_up_over_a_session(rx: Receiver) -> None:

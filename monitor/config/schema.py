@@ -118,7 +118,9 @@ class GraphSettings(BaseModel):
     max_retries: Int = Field(3, ge=0, le=10, description="Retries of transient errors.")
     page_limit: Int = Field(100, ge=1, le=100, description="Items per page on list edges.")
     max_throttle_wait: Duration = Field(
-        60.0, description="Longest in-line wait when throttled; longer waits give up until later."
+        60.0, description="Longest in-line wait on throttles in one poll of a WABA, all its "
+        "retries together; a throttle that does not fit gives the poll up and the WABA sends "
+        "nothing until its regain time."
     )
     per_number_fill: bool = Field(
         True, description="Read single numbers for fields the list edge did not return."

@@ -8,6 +8,7 @@ cursor instead of following them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import hashlib
@@ -15,7 +16,7 @@ import hmac
 import json
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +44,10 @@ _poll_requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVa
 _poll_usage: contextvars.ContextVar[dict[tuple[str, str], BucUsage] | None] = (
     contextvars.ContextVar("poll_usage", default=None)
 )
+# The in-line throttle wait of the current poll (all its pages, reads and retries).
+_poll_throttle: contextvars.ContextVar[ThrottleWaits | None] = contextvars.ContextVar(
+    "poll_throttle", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,7 @@ class RetryPolicy:
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 30.0
-    max_throttle_wait: float = 60.0
+    max_throttle_wait: float = 60.0  # in-line throttle wait of one poll, in total
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential back-off: spreads retries of many WABAs apart."""
@@ -76,6 +81,40 @@ def start_accounting() -> PollAccounting:
     _poll_requests.set(acct.requests)
     _poll_usage.set(acct.usage)
     return acct
+
+
+@dataclass(slots=True)
+class ThrottleWaits:
+    """The in-line throttle waits of one poll: what they spent (bounded in total by
+    ``max_throttle_wait``) and who to tell when a wait starts and ends, so a scrape taken
+    meanwhile shows the WABA throttled. Tasks spawned by the poll share it."""
+
+    notify: Callable[[bool], None] | None = None
+    spent: float = 0.0  # seconds waited (or being waited) so far
+    count: int = 0  # in-line waits taken
+    waiting: int = 0  # waits under way now (a poll's per-number reads run concurrently)
+
+    def enter(self) -> None:
+        self.waiting += 1
+        if self.waiting == 1 and self.notify is not None:
+            self.notify(True)
+
+    def leave(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0 and self.notify is not None:
+            self.notify(False)
+
+
+@contextlib.contextmanager
+def throttle_scope(notify: Callable[[bool], None] | None = None) -> Iterator[ThrottleWaits]:
+    """Share one in-line throttle allowance among every request made inside (one poll);
+    outside any scope each request has an allowance of its own."""
+    waits = ThrottleWaits(notify)
+    token = _poll_throttle.set(waits)
+    try:
+        yield waits
+    finally:
+        _poll_throttle.reset(token)
 
 
 def appsecret_proof(token: str, app_secret: str) -> str:
@@ -129,6 +168,7 @@ class GraphClient:
         ``bearer`` replaces the access token for this call (the app token of /debug_token).
         """
         attempt = 0
+        waits: ThrottleWaits | None = None  # the poll's, else this request's own (on need)
         while True:
             try:
                 return await self._attempt(endpoint, path, params, validate, bearer)
@@ -136,7 +176,9 @@ class GraphClient:
                 self._metrics.graph_errors.labels(endpoint=endpoint, code=err.code_label).inc()
                 if err.kind is ErrorKind.AUTH and bearer is None:
                     self._metrics.auth_ok.set(0)
-                delay = self._delay_for(err, attempt)
+                if waits is None:
+                    waits = _poll_throttle.get() or ThrottleWaits()
+                delay = self._delay_for(err, attempt, waits)
                 if delay is None:
                     raise
                 log.info(
@@ -149,17 +191,33 @@ class GraphClient:
                     delay_seconds=round(delay, 3),
                 )
                 attempt += 1
-                await self._sleep(delay)
+                if err.kind is ErrorKind.THROTTLED:
+                    await self._wait_throttled(delay, waits)
+                else:
+                    await self._sleep(delay)
 
-    def _delay_for(self, err: GraphError, attempt: int) -> float | None:
+    def _delay_for(self, err: GraphError, attempt: int, waits: ThrottleWaits) -> float | None:
         if attempt >= self._retry.max_retries:
             return None
         if err.kind in RETRYABLE:
             return self._retry.backoff(attempt, self._rng)
         if err.kind is ErrorKind.THROTTLED:
             wait = err.retry_after if err.retry_after else self._retry.backoff(attempt, self._rng)
-            return wait if wait <= self._retry.max_throttle_wait else None
+            # The poll's in-line waits together stay within max_throttle_wait: a wait that
+            # does not fit gives the poll up (the WABA is parked until the regain time).
+            return wait if waits.spent + wait <= self._retry.max_throttle_wait else None
         return None
+
+    async def _wait_throttled(self, delay: float, waits: ThrottleWaits) -> None:
+        """Wait out a throttle in line, charged to the poll's allowance before it starts
+        (concurrent waits of one poll cannot overspend it)."""
+        waits.spent += delay
+        waits.count += 1
+        waits.enter()
+        try:
+            await self._sleep(delay)
+        finally:
+            waits.leave()
 
     async def _attempt(
         self,

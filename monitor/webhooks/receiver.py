@@ -37,9 +37,10 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 from monitor.logs import register_secret
+from monitor.selfmetrics import OptionalGauge
 from monitor.webhooks.contract import (
     DUPLICATE,
     ERROR,
@@ -107,7 +108,7 @@ class WebhookConfig:
 class WebhookMetrics:
     requests: Counter
     events: Counter
-    last_event: Gauge
+    last_event: OptionalGauge
     traffic: Counter
 
 
@@ -128,11 +129,11 @@ def create_webhook_metrics(registry: CollectorRegistry) -> WebhookMetrics:
         ["field", "outcome"],
         registry=registry,
     )
-    last_event = Gauge(
+    last_event = OptionalGauge(
         "whatsapp_monitor_webhook_last_event_timestamp_seconds",
-        "Unix time the last correctly signed, well-formed webhook notification arrived "
-        "(0: none since start).",
-        registry=registry,
+        "Unix time the last correctly signed, well-formed webhook notification arrived; "
+        "absent until one has arrived since start.",
+        registry,
     )
     traffic = Counter(
         "whatsapp_monitor_webhook_traffic_dropped",
