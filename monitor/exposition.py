@@ -243,8 +243,21 @@ def render_waba_account(account: WabaAccount) -> dict[str, bytes]:
     return render(WABA_ACCOUNT_FAMILIES, [account])
 
 
+# Below this size a member is stored, not deflated: a WABA's one-line families barely shrink
+# (a label set does not repeat within one line) and setting up deflate costs several times
+# more than writing the header and checksum around the bytes. They change with every poll.
+STORED_BELOW = 160
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, mtime 0, OS unknown
+
+
 def gzip_member(data: bytes) -> bytes:
     """One complete gzip member (mtime 0). Members concatenate into a valid gzip stream."""
+    size = len(data)
+    if size < STORED_BELOW:
+        # RFC 1952 member around one final stored deflate block (RFC 1951 §3.2.4).
+        return b"".join((_GZIP_HEADER, b"\x01", size.to_bytes(2, "little"),
+                         (size ^ 0xFFFF).to_bytes(2, "little"), data,
+                         zlib.crc32(data).to_bytes(4, "little"), size.to_bytes(4, "little")))
     return zlib.compress(data, GZIP_LEVEL, wbits=31)
 
 

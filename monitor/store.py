@@ -185,7 +185,11 @@ class Store:
         self._waba_fragments[state.waba_id] = self._render(state)
         if old is not None and old.business_id != state.business_id:
             self._rerender_business(old.business_id)
-        self._rerender_business(state.business_id)
+        if (old is not None and old.business_id == state.business_id
+                and old.numbers is state.numbers and old.up == state.up):
+            self._version += 1  # what the business adds up is the same (the usual poll)
+        else:
+            self._rerender_business(state.business_id)
         found = transitions(old, state, at or state.last_attempt or 0.0) if old else []
         for change in found:
             log.info("phone_number_changed", business_id=change.business_id,
