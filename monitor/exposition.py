@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from isal import isal_zlib
+
 from monitor.accounts import AccountAlert
 from monitor.caps import BusinessSummary
 from monitor.families import (
@@ -258,7 +260,9 @@ def gzip_member(data: bytes) -> bytes:
         return b"".join((_GZIP_HEADER, b"\x01", size.to_bytes(2, "little"),
                          (size ^ 0xFFFF).to_bytes(2, "little"), data,
                          zlib.crc32(data).to_bytes(4, "little"), size.to_bytes(4, "little")))
-    return zlib.compress(data, GZIP_LEVEL, wbits=31)
+    # ISA-L's deflate: twice zlib's speed at its level 1 for the same size (a first poll
+    # compresses some 40 kB of StateSet lines per WABA).
+    return isal_zlib.compress(data, GZIP_LEVEL, wbits=31)
 
 
 def compress_fragment(fragment: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -345,7 +349,7 @@ def gunzip_chunks(gzip_members: Iterable[bytes], chunk_size: int = 1 << 20) -> I
     pending: list[bytes] = []
     size = 0
     for member in gzip_members:
-        out = zlib.decompress(member, wbits=31)
+        out = isal_zlib.decompress(member, wbits=31)
         pending.append(out)
         size += len(out)
         if size >= chunk_size:

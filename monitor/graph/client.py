@@ -24,7 +24,7 @@ import orjson
 import structlog
 
 from monitor.graph.errors import RETRYABLE, ErrorKind, GraphError, error_from_response
-from monitor.graph.usage import BucUsage, parse_app_usage, parse_buc_usage
+from monitor.graph.usage import AppUsage, BucUsage, parse_app_usage, parse_buc_usage
 from monitor.selfmetrics import SelfMetrics
 
 log = structlog.get_logger("monitor.graph")
@@ -114,6 +114,10 @@ class GraphClient:
         self._rng = rng or random.Random()
         # Usage headers seen outside a WABA poll (discovery, business, token reads).
         self._usage_sink = usage_sink
+        # Per-request work kept small: the request counter's children by endpoint, and the
+        # last X-App-Usage header (the same text on most answers: parsed and set once).
+        self._request_counters: dict[str, Any] = {}
+        self._app_header: str | None = None
 
     async def get(
         self,
@@ -180,7 +184,11 @@ class GraphClient:
         counter = _poll_requests.get()
         if counter is not None:
             counter[0] += 1
-        self._metrics.graph_requests.labels(endpoint=endpoint).inc()
+        requests = self._request_counters.get(endpoint)
+        if requests is None:
+            requests = self._metrics.graph_requests.labels(endpoint=endpoint)
+            self._request_counters[endpoint] = requests
+        requests.inc()
         async with self._semaphore:
             try:
                 async with self._session.get(
@@ -192,7 +200,7 @@ class GraphClient:
                 ) as resp:
                     status = resp.status
                     buc = parse_buc_usage(resp.headers.get("X-Business-Use-Case-Usage"))
-                    app = parse_app_usage(resp.headers.get("X-App-Usage"))
+                    app = self._new_app_usage(resp.headers.get("X-App-Usage"))
                     retry_after_header = resp.headers.get("Retry-After")
                     raw = await _read_body(resp.content)
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -226,6 +234,14 @@ class GraphClient:
                 raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
                                  message=str(exc)[:200]) from None
         return body
+
+    def _new_app_usage(self, header: str | None) -> AppUsage | None:
+        """The app's usage when its header differs from the last one seen, else None (the
+        gauges already show it)."""
+        if header is None or header == self._app_header:
+            return None
+        self._app_header = header
+        return parse_app_usage(header)
 
     def _record_usage(self, buc: tuple[BucUsage, ...], app: object) -> None:
         usage = _poll_usage.get()
