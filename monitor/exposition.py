@@ -302,9 +302,13 @@ def members(fragments: Iterable[Fragment], *, openmetrics: bool,
 
 
 class RenderedBody:
-    """The data part of /metrics for one snapshot version, as gzip streams.
+    """The data part of /metrics for one snapshot version, as gzip members in exposition
+    order (listed on first use per format: Prometheus asks for one of them).
 
-    Each format is joined on first use only: Prometheus asks for one of them.
+    Nothing is joined ahead of a scrape: a scrape writes the members about a megabyte at a
+    time. A joined copy was one more body-sized buffer (tens of MB at 50,000 numbers), and
+    in the steady state every poll makes a new version, so it was rebuilt for most scrapes
+    anyway.
     """
 
     def __init__(self, version: int, fragments: list[Fragment],
@@ -312,18 +316,29 @@ class RenderedBody:
         self.version = version
         self._fragments = fragments
         self._options = options
-        self._joined: dict[bool, bytes] = {}
+        self._members: dict[bool, tuple[list[bytes], int]] = {}
+
+    def _listed(self, openmetrics: bool) -> tuple[list[bytes], int]:
+        listed = self._members.get(openmetrics)
+        if listed is None:
+            parts = members(self._fragments, openmetrics=openmetrics, options=self._options)
+            listed = self._members[openmetrics] = (parts, sum(map(len, parts)))
+        return listed
+
+    def gzip_size(self, *, openmetrics: bool) -> int:
+        """Bytes of the gzip stream ``gzip_chunks`` yields."""
+        return self._listed(openmetrics)[1]
+
+    def gzip_chunks(self, *, openmetrics: bool, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The gzip stream, about ``chunk_size`` bytes at a time."""
+        return join_chunks(self._listed(openmetrics)[0], chunk_size)
 
     def gzip(self, *, openmetrics: bool) -> bytes:
-        if openmetrics not in self._joined:
-            self._joined[openmetrics] = assemble(self._fragments, openmetrics=openmetrics,
-                                                 options=self._options)
-        return self._joined[openmetrics]
+        return b"".join(self._listed(openmetrics)[0])
 
     def plain_chunks(self, *, openmetrics: bool) -> Iterator[bytes]:
         """The uncompressed body, about a megabyte at a time."""
-        return gunzip_chunks(members(self._fragments, openmetrics=openmetrics,
-                                     options=self._options))
+        return gunzip_chunks(self._listed(openmetrics)[0])
 
     @property
     def text_gzip(self) -> bytes:
@@ -341,6 +356,20 @@ class RenderedBody:
     @property
     def openmetrics(self) -> bytes:
         return b"".join(self.plain_chunks(openmetrics=True))
+
+
+def join_chunks(parts: Iterable[bytes], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Small byte strings joined into pieces of about ``chunk_size`` bytes."""
+    pending: list[bytes] = []
+    size = 0
+    for part in parts:
+        pending.append(part)
+        size += len(part)
+        if size >= chunk_size:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def gunzip_chunks(gzip_members: Iterable[bytes], chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -69,9 +69,6 @@ def accepts_gzip(header: str) -> bool:
     return any(p.strip().split(";")[0] in ("gzip", "*") for p in header.split(","))
 
 
-WRITE_CHUNK = 1 << 20
-
-
 async def metrics_handler(request: web.Request) -> web.StreamResponse:
     view = request.app[VIEW_KEY]
     body = view.store.body()
@@ -87,17 +84,15 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
     if accepts_gzip(request.headers.get("Accept-Encoding", "")):
         # Gzip members back to back form one valid gzip stream (RFC 1952 §2.2): the data was
         # compressed piece by piece when polls finished; only the small tail is new.
-        # Written a megabyte at a time from the cached bytes: neither a joined copy with the
-        # tail nor the whole body in the transport's buffer (tens of MB at 50,000 numbers).
+        # Written about a megabyte at a time from the cached members: no body-sized buffer,
+        # neither a joined copy nor the whole body in the transport's buffer.
         headers["Content-Encoding"] = "gzip"
-        data_gz = body.gzip(openmetrics=openmetrics)
         tail_gz = gzip.compress(tail, compresslevel=1, mtime=0)
         response = web.StreamResponse(headers=headers)
-        response.content_length = len(data_gz) + len(tail_gz)
+        response.content_length = body.gzip_size(openmetrics=openmetrics) + len(tail_gz)
         await response.prepare(request)
-        data = memoryview(data_gz)
-        for start in range(0, len(data), WRITE_CHUNK):
-            await response.write(data[start:start + WRITE_CHUNK])
+        for chunk in body.gzip_chunks(openmetrics=openmetrics):
+            await response.write(chunk)
         await response.write(tail_gz)
         await response.write_eof()
         return response
