@@ -47,9 +47,17 @@ class FieldPolicy:
     metrics: SelfMetrics
     wanted: tuple[str, ...] = PHONE_NUMBER_FIELDS
     rejected: set[str] = field(default_factory=set)
+    _current: tuple[tuple[str, ...], frozenset[str], tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def current(self) -> tuple[str, ...]:
-        return tuple(f for f in self.wanted if f not in self.rejected)
+        """The fields to ask for (asked on every poll: kept until ``wanted`` or ``rejected``
+        change)."""
+        cached = self._current
+        if cached is None or cached[0] is not self.wanted or cached[1] != self.rejected:
+            fields = tuple(f for f in self.wanted if f not in self.rejected)
+            cached = self._current = (self.wanted, frozenset(self.rejected), fields)
+        return cached[2]
 
     def reject(self, name: str | None) -> bool:
         """Drop a field; False when it cannot be dropped (so the error must stand)."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import operator
 import sqlite3
 import threading
 import time
@@ -278,8 +279,10 @@ class StateDB:
 
 
 # Fields a poll changes without anything else changing; see StateWriter.on_change.
-_FRESHNESS: dict[str, Any] = {"last_success": None, "last_attempt": None, "last_duration": None,
-                              "polls": 0, "last_requests": 0, "usage_ratio": None, "usage": ()}
+_FRESHNESS = frozenset({"last_success", "last_attempt", "last_duration", "polls",
+                        "last_requests", "usage_ratio", "usage"})
+_DURABLE = operator.attrgetter(*(f.name for f in dataclasses.fields(WabaState)
+                                 if f.name not in _FRESHNESS and f.name != "numbers"))
 
 
 def only_fresher(old: WabaState, new: WabaState) -> bool:
@@ -287,8 +290,7 @@ def only_fresher(old: WabaState, new: WabaState) -> bool:
     objects or equal, up the same, nothing else changed)."""
     if old.numbers is not new.numbers and old.numbers != new.numbers:
         return False
-    return dataclasses.replace(old, numbers=(), **_FRESHNESS) == \
-        dataclasses.replace(new, numbers=(), **_FRESHNESS)
+    return bool(_DURABLE(old) == _DURABLE(new))
 
 
 class StateWriter:
