@@ -78,6 +78,7 @@ class Store:
         self._number_parts: dict[str, _NumberPart] = {}
         self._business_fragments: dict[str, Fragment] = {}
         self._summaries: dict[str, BusinessSummary] = {}
+        self._stale_businesses: set[str] = set()  # summarized again on the next read
         self._version = 0
         self._body: RenderedBody | None = None
         self._other_usage: dict[tuple[str, str], BucUsage] = {}
@@ -106,10 +107,12 @@ class Store:
 
     def summary(self, business_id: str) -> BusinessSummary | None:
         """The business added up over its WABAs (cap, registered count), as of the last change."""
+        self._summarize_stale()
         return self._summaries.get(business_id)
 
     def summaries(self) -> list[BusinessSummary]:
         """Every business's summary, in business order (the order of ``businesses()``)."""
+        self._summarize_stale()
         return [self._summaries[k] for k in sorted(self._summaries)]
 
     def business_wabas(self, business_id: str) -> list[WabaState]:
@@ -157,6 +160,7 @@ class Store:
     def body(self) -> RenderedBody:
         if self._clock() >= self._next_expiry:
             self._expire()
+        self._summarize_stale()
         if self._body is None or self._body.version != self._version:
             fragments: list[Fragment] = [self._business_fragments[k]
                                          for k in sorted(self._business_fragments)]
@@ -175,6 +179,7 @@ class Store:
         self._alerts.pop(business_id, None)
         self._business_fragments.pop(business_id, None)
         self._summaries.pop(business_id, None)
+        self._stale_businesses.discard(business_id)
         for waba_id in sorted(self._by_business.pop(business_id, set())):
             self.remove_waba(waba_id)
         self._version += 1
@@ -329,15 +334,23 @@ class Store:
                 **self._account_part(state)}
 
     def _rerender_business(self, business_id: str) -> None:
-        """Summarize the business again (this runs on every change of it or of one of its
-        WABAs, and nowhere else) and render its families from the summary."""
-        business = self._businesses.get(business_id)
-        if business is not None:
-            summary = summarize(business, self.business_wabas(business_id))
-            self._summaries[business_id] = summary
-            self._business_fragments[business_id] = compress_fragment(
-                render_business(summary, self.account_alerts(business_id)))
+        """Mark the business to be summarized again. The summary and its families are made
+        on the next read (``summary``, ``summaries``, ``body``), once however many of its
+        WABAs changed in between: a first poll puts its WABAs one by one."""
+        self._stale_businesses.add(business_id)
         self._version += 1
+
+    def _summarize_stale(self) -> None:
+        """Summarize the businesses marked (this runs after a change of one or of its WABAs,
+        and nowhere else) and render their families from the summary."""
+        while self._stale_businesses:
+            business_id = self._stale_businesses.pop()
+            business = self._businesses.get(business_id)
+            if business is not None:
+                summary = summarize(business, self.business_wabas(business_id))
+                self._summaries[business_id] = summary
+                self._business_fragments[business_id] = compress_fragment(
+                    render_business(summary, self.account_alerts(business_id)))
 
     def _account_part(self, state: WabaState) -> Fragment:
         """A WABA's account-level series, rendered again only when what they show changed

@@ -161,3 +161,45 @@ def test_forgetting_a_waba_drops_its_listing() -> None:
     memory.forget("1")
     memory.forget("2")
     assert memory.node_absent == {} and memory.listings == {}
+
+
+def test_a_business_is_summarized_once_per_read_not_per_waba(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten WABAs put one by one make one summary at the next read; a repeated poll that
+    found the same numbers makes none, while its own series still move on."""
+    import monitor.store as store_module
+    from monitor.model import BusinessState, PhoneNumber, WabaState
+    from monitor.store import Store
+
+    calls = [0]
+    real = store_module.summarize
+
+    def counting(*args: Any) -> Any:
+        calls[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(store_module, "summarize", counting)
+    store = Store(clock=lambda: 100.0)
+    store.put_business(BusinessState("b"))
+    states = []
+    for i in range(10):
+        numbers = (PhoneNumber(id=f"n{i}", status="CONNECTED", platform_type="CLOUD_API"),)
+        state = WabaState("b", f"w{i}", numbers=numbers, up=True, polled=True, last_success=1.0)
+        store.put_waba(state)
+        states.append(state)
+    summary = store.summary("b")
+    assert calls[0] == 1 and summary is not None and summary.registered == 10
+    store.body()
+    assert calls[0] == 1
+
+    again = WabaState("b", "w3", numbers=states[3].numbers, up=True, polled=True,
+                      last_success=2.0, polls=1)
+    store.put_waba(again)
+    shown = [line for line in store.body().text.decode().splitlines()
+             if line.startswith("whatsapp_monitor_waba_last_success") and '"w3"' in line]
+    assert [float(line.rsplit(" ", 1)[1]) for line in shown] == [2.0]  # freshness moves on
+    assert calls[0] == 1
+    store.put_waba(WabaState("b", "w3", numbers=(), up=True, polled=True, last_success=3.0))
+    assert store.summary("b").registered == 9  # type: ignore[union-attr]
+    assert calls[0] == 2
