@@ -8,6 +8,7 @@ field the single-number node does not return either is remembered, so the cost i
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,8 +128,37 @@ def page_rows(pages: Iterable[Page]) -> list[Mapping[str, Any]]:
             if not isinstance(entry, Mapping):
                 raise GraphError(kind=ErrorKind.PAYLOAD, endpoint="phone_numbers",
                                  message="a 'data' entry is not an object")
-            rows.append(entry)
+            rows.append(shared_strings(entry))
     return rows
+
+
+SHARED_MAX = 40  # enum values, tiers, entity types; not names, numbers or URLs
+
+
+def shared_strings(value: Any) -> Any:
+    """The same payload with its short strings interned: every number of a fleet says
+    CONNECTED, GREEN, TIER_1K, CLOUD_API..., and the parsed numbers keep these strings, so
+    50,000 numbers would otherwise hold half a million copies of a few dozen words."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                out[key] = _intern(item) if len(item) <= SHARED_MAX else item
+            elif kind is dict or kind is list:
+                out[key] = shared_strings(item)
+            else:
+                out[key] = item
+        return out
+    if kind is list:
+        return [shared_strings(item) for item in value]
+    if kind is str:
+        return _intern(value) if len(value) <= SHARED_MAX else value
+    return value
+
+
+_intern = sys.intern
 
 
 async def list_phone_numbers(

@@ -3,6 +3,7 @@ again (the steady state's cost), while freshness still advances and changes stil
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -203,3 +204,22 @@ def test_a_business_is_summarized_once_per_read_not_per_waba(
     store.put_waba(WabaState("b", "w3", numbers=(), up=True, polled=True, last_success=3.0))
     assert store.summary("b").registered == 9  # type: ignore[union-attr]
     assert calls[0] == 2
+
+
+async def test_parsed_numbers_share_their_short_strings(
+    start_sim: StartSim, make_client: Callable[..., GraphClient], metrics: SelfMetrics
+) -> None:
+    """Enum values are one object across a fleet's numbers, not one copy per number."""
+    from monitor.poller import SHARED_MAX, shared_strings
+
+    scenario = small_fleet(numbers_per_waba=4)
+    sim = await start_sim(scenario)
+    numbers = await fetch_waba(make_client(sim), scenario.businesses[0].wabas[0].id,
+                               FieldPolicy(metrics), FillMemory())
+    statuses = [n.status for n in numbers]
+    assert statuses[0] is not None and all(s == statuses[0] for s in statuses)
+    assert all(s is statuses[0] for s in statuses)
+    long = "x" * (SHARED_MAX + 1)
+    row = {"a": ["".join(["CONN", "ECTED"])], "b": {"c": long}, "d": 1, "e": None}
+    shared = shared_strings(row)
+    assert shared == row and shared["a"][0] is sys.intern("CONNECTED")
