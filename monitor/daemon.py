@@ -112,6 +112,7 @@ class Monitor:
         self.business_fields = FieldPolicy(metrics, wanted=business_node_fields(
             settings.graph.api_version))
         self.fill_memory = FillMemory()
+        store.on_remove.append(self.fill_memory.forget)  # no memory of unwatched WABAs
         self.not_before: dict[str, float] = {}
         self.waiting_in_line: dict[str, int] = {}  # WABA -> its requests waiting on a throttle
         self.fleet = fleet or Fleet(settings, shard)

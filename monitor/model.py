@@ -387,8 +387,8 @@ class Transition:
 
 def transitions(old: WabaState, new: WabaState, at: float) -> list[Transition]:
     """Field changes between two successful polls of one WABA (numbers new or gone included)."""
-    if not old.polled or not new.up:
-        return []
+    if not old.polled or not new.up or old.numbers is new.numbers:
+        return []  # the same numbers: an unchanged listing is not parsed again
     before = {n.id: n for n in old.numbers}
     out: list[Transition] = []
     for number in new.numbers:

@@ -8,6 +8,7 @@ field the single-number node does not return either is remembered, so the cost i
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from monitor.accounts import (
     parse_template,
     parse_waba_node,
 )
-from monitor.graph.client import GraphClient
+from monitor.graph.client import GraphClient, Page
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.model import PHONE_NUMBER_FIELDS, PayloadError, PhoneNumber, parse_phone_number
 from monitor.selfmetrics import SelfMetrics
@@ -47,9 +48,17 @@ class FieldPolicy:
     metrics: SelfMetrics
     wanted: tuple[str, ...] = PHONE_NUMBER_FIELDS
     rejected: set[str] = field(default_factory=set)
+    _current: tuple[tuple[str, ...], frozenset[str], tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def current(self) -> tuple[str, ...]:
-        return tuple(f for f in self.wanted if f not in self.rejected)
+        """The fields to ask for (asked on every poll: kept until ``wanted`` or ``rejected``
+        change)."""
+        cached = self._current
+        if cached is None or cached[0] is not self.wanted or cached[1] != self.rejected:
+            fields = tuple(f for f in self.wanted if f not in self.rejected)
+            cached = self._current = (self.wanted, frozenset(self.rejected), fields)
+        return cached[2]
 
     def reject(self, name: str | None) -> bool:
         """Drop a field; False when it cannot be dropped (so the error must stand)."""
@@ -61,39 +70,103 @@ class FieldPolicy:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A WABA's last parsed listing: what was asked, each page's digest and next cursor, and
+    the numbers parsed from it (the store holds the same objects: no extra memory)."""
+
+    key: tuple[object, ...]
+    pages: tuple[tuple[bytes, str | None], ...]
+    numbers: tuple[PhoneNumber, ...]
+
+
 @dataclass
 class FillMemory:
-    """Per WABA: fields that neither the list edge nor the single node returned."""
+    """Per WABA: fields that neither the list edge nor the single node returned, and the last
+    listing, so a listing whose bytes did not change is neither decoded nor parsed again."""
 
     node_absent: dict[str, set[str]] = field(default_factory=dict)
+    listings: dict[str, Listing] = field(default_factory=dict)
+    parsed: int = 0  # listings parsed
+    unchanged: int = 0  # listings that were the same bytes as last time (not parsed)
 
     def skip(self, waba_id: str) -> set[str]:
         return self.node_absent.setdefault(waba_id, set())
+
+    def forget(self, waba_id: str) -> None:
+        """A WABA no longer watched."""
+        self.node_absent.pop(waba_id, None)
+        self.listings.pop(waba_id, None)
+
+
+async def list_pages(
+    client: GraphClient, waba_id: str, policy: FieldPolicy, *, page_limit: int = 100,
+    last: Listing | None = None, extra_key: tuple[object, ...] = (),
+) -> tuple[tuple[object, ...], list[Page]]:
+    """A WABA's pages of numbers and the key they answer (fields, limit, ``extra_key``);
+    pages with the same bytes as ``last`` (same key) are not decoded. Restarts paging if a
+    field must be dropped."""
+    while True:
+        fields = policy.current()
+        key = (fields, page_limit, *extra_key)
+        known = last.pages if last is not None and last.key == key else ()
+        params = {"fields": ",".join(fields), "limit": str(page_limit)}
+        try:
+            pages = [page async for page in client.pages(
+                "phone_numbers", f"{waba_id}/phone_numbers", params, known)]
+            return key, pages
+        except GraphError as err:
+            if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
+                continue
+            raise
+
+
+def page_rows(pages: Iterable[Page]) -> list[Mapping[str, Any]]:
+    rows: list[Mapping[str, Any]] = []
+    for page in pages:
+        for entry in page.rows():
+            if not isinstance(entry, Mapping):
+                raise GraphError(kind=ErrorKind.PAYLOAD, endpoint="phone_numbers",
+                                 message="a 'data' entry is not an object")
+            rows.append(shared_strings(entry))
+    return rows
+
+
+SHARED_MAX = 40  # enum values, tiers, entity types; not names, numbers or URLs
+
+
+def shared_strings(value: Any) -> Any:
+    """The same payload with its short strings interned: every number of a fleet says
+    CONNECTED, GREEN, TIER_1K, CLOUD_API..., and the parsed numbers keep these strings, so
+    50,000 numbers would otherwise hold half a million copies of a few dozen words."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                out[key] = _intern(item) if len(item) <= SHARED_MAX else item
+            elif kind is dict or kind is list:
+                out[key] = shared_strings(item)
+            else:
+                out[key] = item
+        return out
+    if kind is list:
+        return [shared_strings(item) for item in value]
+    if kind is str:
+        return _intern(value) if len(value) <= SHARED_MAX else value
+    return value
+
+
+_intern = sys.intern
 
 
 async def list_phone_numbers(
     client: GraphClient, waba_id: str, policy: FieldPolicy, *, page_limit: int = 100
 ) -> list[Mapping[str, Any]]:
     """Every number of a WABA as raw payloads; restarts paging if a field must be dropped."""
-    while True:
-        fields = policy.current()
-        params = {"fields": ",".join(fields), "limit": str(page_limit)}
-        rows: list[Mapping[str, Any]] = []
-        try:
-            async for page in client.paginate("phone_numbers", f"{waba_id}/phone_numbers", params):
-                for entry in page:
-                    if not isinstance(entry, Mapping):
-                        raise GraphError(
-                            kind=ErrorKind.PAYLOAD,
-                            endpoint="phone_numbers",
-                            message="a 'data' entry is not an object",
-                        )
-                    rows.append(entry)
-            return rows
-        except GraphError as err:
-            if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
-                continue
-            raise
+    _, pages = await list_pages(client, waba_id, policy, page_limit=page_limit)
+    return page_rows(pages)
 
 
 async def fill_missing(
@@ -163,10 +236,27 @@ async def fetch_waba(
     per_number_fill: bool = True,
     expected_callback: str | None = None,
 ) -> tuple[PhoneNumber, ...]:
-    rows = await list_phone_numbers(client, waba_id, policy, page_limit=page_limit)
-    if per_number_fill:
-        rows = await fill_missing(client, waba_id, rows, policy, memory)
-    return parse_numbers(rows, "phone_numbers", expected_callback=expected_callback)
+    """A WABA's numbers. A listing whose every page is the same bytes as the last parsed
+    one (same request) returns that parse: no JSON, no parsing, and the store sees the same
+    objects, so nothing is diffed or rendered again. Only a listing that needed no
+    per-number read is kept: those reads may change while the list does not."""
+    last = memory.listings.get(waba_id)
+    key, pages = await list_pages(client, waba_id, policy, page_limit=page_limit, last=last,
+                                  extra_key=(per_number_fill, expected_callback))
+    if last is not None and pages and all(page.unchanged for page in pages):
+        memory.unchanged += 1
+        return last.numbers
+    listed = page_rows(pages)
+    rows = await fill_missing(client, waba_id, listed, policy, memory) if per_number_fill \
+        else listed
+    numbers = parse_numbers(rows, "phone_numbers", expected_callback=expected_callback)
+    memory.parsed += 1
+    if rows is listed:
+        memory.listings[waba_id] = Listing(key, tuple((p.digest, p.after) for p in pages),
+                                           numbers)
+    else:
+        memory.listings.pop(waba_id, None)
+    return numbers
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,15 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import operator
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from monitor.accounts import AccountAlert, WabaFacts, facts_from_json, facts_to_json
@@ -32,6 +34,8 @@ log = structlog.get_logger("monitor.state")
 
 FILE_NAME = "waba-monitor.sqlite3"
 FLUSH_INTERVAL = 1.0  # seconds between batched writes of WABA states and transitions
+# A WABA whose poll changed only freshness (times, counts, usage) is written this often.
+FRESHNESS_WRITE_INTERVAL = 300.0
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -89,7 +93,16 @@ class StateError(Exception):
 
 
 def waba_to_json(state: WabaState) -> str:
-    return json.dumps(dataclasses.asdict(state), separators=(",", ":"))
+    """The state as compact JSON; orjson walks the dataclasses natively (``asdict`` copied
+    every field of every number first, most of the state file's cost)."""
+    return orjson.dumps(state, default=_plain).decode()
+
+
+def _plain(value: object) -> object:
+    """What orjson does not know natively: a Mapping that is not a dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(type(value).__name__)
 
 
 def _number_from_json(raw: dict[str, Any]) -> PhoneNumber:
@@ -288,14 +301,35 @@ class StateDB:
         ]
 
 
+# Fields a poll changes without anything else changing; see StateWriter.on_change.
+_FRESHNESS = frozenset({"last_success", "last_attempt", "last_duration", "polls",
+                        "last_requests", "usage_ratio", "usage"})
+_DURABLE = operator.attrgetter(*(f.name for f in dataclasses.fields(WabaState)
+                                 if f.name not in _FRESHNESS and f.name != "numbers"))
+
+
+def only_fresher(old: WabaState, new: WabaState) -> bool:
+    """True when ``new`` differs from ``old`` in freshness fields only (the numbers the same
+    objects or equal, up the same, nothing else changed)."""
+    if old.numbers is not new.numbers and old.numbers != new.numbers:
+        return False
+    return bool(_DURABLE(old) == _DURABLE(new))
+
+
 class StateWriter:
     """Collects store changes and writes them in batches from a worker thread."""
 
-    def __init__(self, db: StateDB, *, retention: float) -> None:
+    def __init__(self, db: StateDB, *, retention: float,
+                 refresh: float = FRESHNESS_WRITE_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.retention = retention
+        self.refresh = refresh
+        self._clock = clock
         self._pending: dict[str, WabaState] = {}
         self._removed: set[str] = set()
+        # What was last handed over for writing, per WABA, and when.
+        self._written: dict[str, tuple[WabaState, float]] = {}
         self.lock = asyncio.Lock()  # one write at a time, in the order they were asked for
 
     async def commit(self, state: WabaState, transitions: list[Transition]) -> None:
@@ -303,6 +337,7 @@ class StateWriter:
         the batches, so an older batched state never lands after it."""
         async with self.lock:
             self._pending.pop(state.waba_id, None)
+            self._written[state.waba_id] = (state, self._clock())
             await asyncio.to_thread(self.db.commit_change, state, transitions)
 
     async def commit_transitions(self, transitions: list[Transition]) -> None:
@@ -312,12 +347,21 @@ class StateWriter:
 
     def on_change(self, state: WabaState, transitions: list[Transition]) -> None:
         """Batch the state; transitions were committed already (``commit_change``) when the
-        store saw them, so they are not written twice."""
-        self._pending[state.waba_id] = state
+        store saw them, so they are not written twice. A poll that changed only freshness
+        (times, counts, usage readings: the usual poll) is written at most every
+        ``refresh`` seconds: the file's last-success time lags by that much at most, and
+        a fleet does not rewrite every row every minute."""
         self._removed.discard(state.waba_id)
+        if state.waba_id not in self._pending:
+            last = self._written.get(state.waba_id)
+            if last is not None and self._clock() - last[1] < self.refresh \
+                    and only_fresher(last[0], state):
+                return
+        self._pending[state.waba_id] = state
 
     def on_remove(self, waba_id: str) -> None:
         self._pending.pop(waba_id, None)
+        self._written.pop(waba_id, None)
         self._removed.add(waba_id)
 
     @property
@@ -326,6 +370,9 @@ class StateWriter:
 
     def take(self) -> tuple[list[WabaState], list[str]]:
         """Hand over what is pending and start a new batch (called on the event loop)."""
+        now = self._clock()
+        for state in self._pending.values():
+            self._written[state.waba_id] = (state, now)
         batch = (list(self._pending.values()), sorted(self._removed))
         self._pending, self._removed = {}, set()
         return batch

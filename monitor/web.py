@@ -84,10 +84,18 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
     if accepts_gzip(request.headers.get("Accept-Encoding", "")):
         # Gzip members back to back form one valid gzip stream (RFC 1952 §2.2): the data was
         # compressed piece by piece when polls finished; only the small tail is new.
+        # Written about a megabyte at a time from the cached members: no body-sized buffer,
+        # neither a joined copy nor the whole body in the transport's buffer.
         headers["Content-Encoding"] = "gzip"
-        data_gz = body.gzip(openmetrics=openmetrics)
-        return web.Response(body=data_gz + gzip.compress(tail, compresslevel=1, mtime=0),
-                            headers=headers)
+        tail_gz = gzip.compress(tail, compresslevel=1, mtime=0)
+        response = web.StreamResponse(headers=headers)
+        response.content_length = body.gzip_size(openmetrics=openmetrics) + len(tail_gz)
+        await response.prepare(request)
+        for chunk in body.gzip_chunks(openmetrics=openmetrics):
+            await response.write(chunk)
+        await response.write(tail_gz)
+        await response.write_eof()
+        return response
     # No gzip: stream the decompressed body, so a large fleet never needs it whole in memory.
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)

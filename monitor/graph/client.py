@@ -13,19 +13,19 @@ import contextvars
 import dataclasses
 import hashlib
 import hmac
-import json
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import orjson
 import structlog
 
 from monitor.graph.errors import RETRYABLE, ErrorKind, GraphError, error_from_response
-from monitor.graph.usage import BucUsage, parse_app_usage, parse_buc_usage
+from monitor.graph.usage import AppUsage, BucUsage, parse_app_usage, parse_buc_usage
 from monitor.selfmetrics import SelfMetrics
 
 log = structlog.get_logger("monitor.graph")
@@ -153,6 +153,10 @@ class GraphClient:
         self._rng = rng or random.Random()
         # Usage headers seen outside a WABA poll (discovery, business, token reads).
         self._usage_sink = usage_sink
+        # Per-request work kept small: the request counter's children by endpoint, and the
+        # last X-App-Usage header (the same text on most answers: parsed and set once).
+        self._request_counters: dict[str, Any] = {}
+        self._app_header: str | None = None
 
     async def get(
         self,
@@ -162,16 +166,19 @@ class GraphClient:
         *,
         validate: Validator | None = None,
         bearer: str | None = None,
+        digest: BodyDigest | None = None,
     ) -> dict[str, Any]:
         """GET one Graph object; retries what is worth retrying, raises GraphError otherwise.
 
         ``bearer`` replaces the access token for this call (the app token of /debug_token).
+        ``digest`` records the body's digest; a 2xx body with the ``known`` digest is not
+        decoded (``{}`` is returned and ``digest.raw`` keeps the bytes).
         """
         attempt = 0
         waits: ThrottleWaits | None = None  # the poll's, else this request's own (on need)
         while True:
             try:
-                return await self._attempt(endpoint, path, params, validate, bearer)
+                return await self._attempt(endpoint, path, params, validate, bearer, digest)
             except GraphError as err:
                 self._metrics.graph_errors.labels(endpoint=endpoint, code=err.code_label).inc()
                 if err.kind is ErrorKind.AUTH and bearer is None:
@@ -226,6 +233,7 @@ class GraphClient:
         params: Mapping[str, str],
         validate: Validator | None,
         bearer: str | None = None,
+        digest: BodyDigest | None = None,
     ) -> dict[str, Any]:
         query = dict(params)
         if self._proof and bearer is None:
@@ -234,7 +242,11 @@ class GraphClient:
         counter = _poll_requests.get()
         if counter is not None:
             counter[0] += 1
-        self._metrics.graph_requests.labels(endpoint=endpoint).inc()
+        requests = self._request_counters.get(endpoint)
+        if requests is None:
+            requests = self._metrics.graph_requests.labels(endpoint=endpoint)
+            self._request_counters[endpoint] = requests
+        requests.inc()
         async with self._semaphore:
             try:
                 async with self._session.get(
@@ -246,7 +258,7 @@ class GraphClient:
                 ) as resp:
                     status = resp.status
                     buc = parse_buc_usage(resp.headers.get("X-Business-Use-Case-Usage"))
-                    app = parse_app_usage(resp.headers.get("X-App-Usage"))
+                    app = self._new_app_usage(resp.headers.get("X-App-Usage"))
                     retry_after_header = resp.headers.get("Retry-After")
                     raw = await _read_body(resp.content)
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -259,6 +271,11 @@ class GraphClient:
         if len(raw) > MAX_BODY_BYTES:
             raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
                              message="response body too large")
+        if digest is not None and 200 <= status < 300:
+            digest.seen = hashlib.blake2b(raw, digest_size=16).digest()
+            if digest.seen == digest.known:
+                digest.raw = raw  # the same bytes as a body that was valid: not decoded
+                return {}
         body = _decode(raw)
         if not 200 <= status < 300:
             err = error_from_response(endpoint, status, body)
@@ -276,6 +293,14 @@ class GraphClient:
                                  message=str(exc)[:200]) from None
         return body
 
+    def _new_app_usage(self, header: str | None) -> AppUsage | None:
+        """The app's usage when its header differs from the last one seen, else None (the
+        gauges already show it)."""
+        if header is None or header == self._app_header:
+            return None
+        self._app_header = header
+        return parse_app_usage(header)
+
     def _record_usage(self, buc: tuple[BucUsage, ...], app: object) -> None:
         usage = _poll_usage.get()
         if usage is not None:
@@ -291,15 +316,34 @@ class GraphClient:
         self, endpoint: str, path: str, params: Mapping[str, str]
     ) -> AsyncIterator[list[Any]]:
         """Yield each page's ``data`` list, following cursors until there is no ``next``."""
+        async for page in self.pages(endpoint, path, params):
+            yield page.rows()
+
+    async def pages(
+        self, endpoint: str, path: str, params: Mapping[str, str],
+        known: Sequence[tuple[bytes, str | None]] = (),
+    ) -> AsyncIterator[Page]:
+        """Each page with its body's digest, following cursors until there is no ``next``.
+
+        ``known`` is what the same request chain returned last time, page by page: (digest,
+        next cursor). A page whose bytes are the same is not decoded; its cursor is the one
+        it had (same bytes, same cursor), so a listing that did not change costs no JSON.
+        """
         seen: set[str] = set()
         after: str | None = None
-        for _ in range(MAX_PAGES):
+        for index in range(MAX_PAGES):
             query = dict(params)
             if after is not None:
                 query["after"] = after
-            body = await self.get(endpoint, path, query, validate=_validate_page)
-            yield body["data"]
-            after = _next_cursor(endpoint, body)
+            last = known[index] if index < len(known) else None
+            digest = BodyDigest(known=last[0] if last else None)
+            body = await self.get(endpoint, path, query, validate=_validate_page, digest=digest)
+            if digest.raw is not None and last is not None:
+                after = last[1]
+                yield Page(digest=digest.known or b"", after=after, raw=digest.raw)
+            else:
+                after = _next_cursor(endpoint, body)
+                yield Page(digest=digest.seen or b"", after=after, data=body["data"])
             if after is None:
                 return
             if after in seen:
@@ -309,6 +353,38 @@ class GraphClient:
             seen.add(after)
         raise GraphError(kind=ErrorKind.CURSOR_LOOP, endpoint=endpoint,
                          message=f"more than {MAX_PAGES} pages")
+
+
+@dataclass(slots=True)
+class BodyDigest:
+    """Asks one read for its body's digest (``seen``), and not to decode a body whose digest
+    is ``known``: then the read returns ``{}`` and ``raw`` holds the bytes."""
+
+    known: bytes | None = None
+    seen: bytes | None = None
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing: its digest, its next cursor, and its rows (decoded, or the raw
+    bytes of a page that was the same as last time, decoded only if asked)."""
+
+    digest: bytes
+    after: str | None
+    data: list[Any] | None = None
+    raw: bytes | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.data is None
+
+    def rows(self) -> list[Any]:
+        if self.data is not None:
+            return self.data
+        body = _decode(self.raw or b"")
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, list) else []
 
 
 async def _read_body(stream: aiohttp.StreamReader) -> bytes:
@@ -328,8 +404,8 @@ def _decode(raw: bytes) -> object:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return orjson.loads(raw)  # same types as json.loads, several times faster
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
         return None
 
 
