@@ -78,8 +78,10 @@ class Fleet:
             via: frozenset(t for t in found if shard.owns(t.business_id))
             for via, found in self._discovered.items() if via in discovering}
         self._attempted &= discovering
-        listed = {w for b in self.businesses for w in (b.wabas or ())}
-        self._owners = {w: o for w, o in self._owners.items() if w in listed}
+        # Listed WABA -> the business that lists it, for attribute() (once per node read).
+        self._listed = {w: b.id for b in self.businesses for w in (b.wabas or ())}
+        self._owners = {w: o for w, o in self._owners.items()
+                        if w in self._listed and o != self._listed[w]}
         self._restored = {w: watch for w, watch in self._restored.items()
                           if self._vouched(watch)}
 
@@ -136,14 +138,18 @@ class Fleet:
         return dict(self._owners)
 
     def attribute(self, waba_id: str, owner_business_id: str | None) -> bool:
-        """A listed WABA's owner, as its node says; True when that changed the set."""
-        listed = {w for b in self.businesses for w in (b.wabas or ())}
-        if waba_id not in listed or not owner_business_id:
+        """A listed WABA's owner, as its node says; True when that changed the set. Only an
+        owner other than the listing business is kept, so a fleet whose WABAs are listed
+        under their owners (the usual case) never changes here."""
+        listing = self._listed.get(waba_id)
+        if listing is None or not owner_business_id:
             return False
-        if self._owners.get(waba_id) == owner_business_id:
-            return False
-        self._owners[waba_id] = owner_business_id
-        return True
+        before = self._owners.get(waba_id, listing)
+        if owner_business_id == listing:
+            self._owners.pop(waba_id, None)
+        else:
+            self._owners[waba_id] = owner_business_id
+        return before != owner_business_id
 
     def desired(self) -> dict[str, Watch]:
         """Every WABA to watch, keyed by id; a configured entry outranks a discovered one,

@@ -158,10 +158,14 @@ def test_a_listed_client_waba_counts_toward_its_owner(tmp_path: Path) -> None:
     fleet = Fleet(settings(tmp_path, [{"id": "1", "wabas": ["11", "12"]}]))
     assert fleet.attribute("11", "7") and not fleet.attribute("11", "7")
     assert not fleet.attribute("99", "7")  # not listed: discovery attributes those
+    # Owned by the business that lists it: nothing changes, nothing to sync.
+    assert not fleet.attribute("12", "1") and fleet.owners() == {"11": "7"}
     desired = fleet.desired()
     assert (desired["11"].business_id, desired["11"].via) == ("7", "1")
     assert desired["12"].business_id == "1"
     assert fleet.business_ids() == {"1", "7"}
+    assert fleet.attribute("11", "1") and fleet.owners() == {}  # moved back to its lister
+    assert fleet.attribute("11", "7")
     again = Fleet(settings(tmp_path, [{"id": "1", "wabas": ["11", "12"]}]))
     again.restore([(Target("7", "11"), "1")])  # the attribution survives a restart
     assert again.desired()["11"].business_id == "7"
