@@ -91,6 +91,9 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers=headers)
         response.content_length = body.gzip_size(openmetrics=openmetrics) + len(tail_gz)
         await response.prepare(request)
+        if request.method == "HEAD":  # headers only: a body would corrupt the connection
+            await response.write_eof()
+            return response
         for chunk in body.gzip_chunks(openmetrics=openmetrics):
             await response.write(chunk)
         await response.write(tail_gz)
@@ -99,6 +102,9 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
     # No gzip: stream the decompressed body, so a large fleet never needs it whole in memory.
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return response
     for chunk in body.plain_chunks(openmetrics=openmetrics):
         await response.write(chunk)
     await response.write(tail)

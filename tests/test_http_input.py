@@ -91,9 +91,12 @@ async def test_wrong_methods_are_405(daemon: Daemon) -> None:
             await resp.read()
             assert resp.status == 405, (method, path)
             assert "GET" in resp.headers.get("Allow", ""), (method, path)
-    async with daemon.session.head(daemon.url + "/metrics") as resp:
-        assert resp.status == 200
-    await still_serving(daemon)
+    for encoding in ("gzip", "identity"):  # HEAD: headers only, on either path
+        async with daemon.session.head(daemon.url + "/metrics",
+                                       headers={"Accept-Encoding": encoding}) as resp:
+            assert resp.status == 200
+            assert await resp.read() == b""
+        await still_serving(daemon)  # the same keep-alive connection still reads cleanly
 
 
 async def test_oversized_and_malformed_requests_are_refused(daemon: Daemon) -> None:
