@@ -1,0 +1,644 @@
+"""What the status page and ``/api/v1/status`` show, built from the store on each request.
+
+One model feeds both the HTML and the JSON, so the two cannot disagree. The problems are the
+findings of ``monitor.check`` (the rules of the shipped alerts), each tied to its alert's
+runbook entry. Everything per number is derived once per WABA poll (a ``WabaState`` is
+immutable and replaced by each poll) and kept in a :class:`PageCache`; a request then only
+walks those derived values, so a 50,000-number fleet costs a linear scan, not a re-check of
+every number. Lists that grow with the fleet are bounded: the page stays small at any size.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from monitor.accounts import Template, review_status
+from monitor.caps import BusinessSummary
+from monitor.check import (
+    Finding,
+    Level,
+    alert_findings,
+    approaching,
+    number_findings,
+    waba_findings,
+)
+from monitor.model import PhoneNumber, Transition, WabaState
+from monitor.store import Store
+
+RUNBOOK = "https://github.com/waba-monitor/waba-monitor/blob/main/docs/runbook.md"
+PAGE_SIZE = 50  # numbers per page of filter results
+PROBLEMS_SHOWN = 50  # problems per page of the "needs attention" list
+BUSINESSES_SHOWN = 20  # business sections; the rest are counted (healthy ones first to go)
+WABAS_SHOWN = 10  # WABA rows per business when it has more than that
+ALL_WABAS_UP_TO = 50  # a fleet with at most this many WABAs lists every WABA
+CHANGES_SHOWN = 20
+STALE_AFTER_INTERVALS = 3  # as WhatsAppMonitorDataStale: 3 scan intervals, at least 5 min
+STALE_AT_LEAST = 300.0
+MAX_QUERY = 200  # characters of a filter query that are read
+RECENTLY_ONBOARDED = 10
+STUCK_PENDING_AFTER = 86_400.0  # a number still PENDING this long after onboarding is stuck
+
+# Each alert the page can show, most severe kind first (within one level).
+ALERTS = (
+    "WhatsAppAccountDisabled",
+    "WhatsAppAccountScheduledForDisable",
+    "WhatsAppAccountRestricted",
+    "WhatsAppCannotSendMessages",
+    "WhatsAppPhoneNumberNotConnected",
+    "WhatsAppPinResetRequested",
+    "WhatsAppWebhookSubscriptionMissing",
+    "WhatsAppRegistrationCapReached",
+    "WhatsAppAccountAlert",
+    "WhatsAppTemplateDisabled",
+    "WhatsAppQualityRatingLow",
+    "WhatsAppMonitorPollFailing",
+    "WhatsAppMonitorDataStale",
+    "WhatsAppAccountReviewNotApproved",
+    "WhatsAppTemplatePaused",
+    "WhatsAppTemplateQualityLow",
+    "WhatsAppTemplateCategoryChanging",
+    "WhatsAppDisplayNameRejected",
+    "WhatsAppDisplayNameCertificateExpired",
+    "WhatsAppRegistrationCapApproaching",
+    "WhatsAppIdentityKeyCheckDisabled",
+    "WhatsAppTwoStepVerificationDisabled",
+    "WhatsAppWebhookMisrouted",
+)
+_RANK = {name: i for i, name in enumerate(ALERTS)}
+
+# A finding's text (monitor.check) -> the alert that fires for the same condition.
+_ALERT_OF: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), alert) for pattern, alert in (
+        (r"^status ", "WhatsAppPhoneNumberNotConnected"),
+        (r"^quality (RED|YELLOW)", "WhatsAppQualityRatingLow"),
+        (r"^display name DECLINED", "WhatsAppDisplayNameRejected"),
+        (r"^display-name certificate EXPIRED", "WhatsAppDisplayNameCertificateExpired"),
+        (r"^cannot send messages|^can send messages only|^WABA can send messages",
+         "WhatsAppCannotSendMessages"),
+        (r"^two-step verification off", "WhatsAppTwoStepVerificationDisabled"),
+        (r"^webhooks go to another callback URL", "WhatsAppWebhookMisrouted"),
+        (r"^WABA disabled by Meta", "WhatsAppAccountDisabled"),
+        (r"^WABA scheduled for disabling", "WhatsAppAccountScheduledForDisable"),
+        (r"^restricted: ", "WhatsAppAccountRestricted"),
+        (r"^account review ", "WhatsAppAccountReviewNotApproved"),
+        (r"^template .* DISABLED$", "WhatsAppTemplateDisabled"),
+        (r"^template .* PAUSED$", "WhatsAppTemplatePaused"),
+        (r"^template .* quality RED$", "WhatsAppTemplateQualityLow"),
+        (r"^template .* will become ", "WhatsAppTemplateCategoryChanging"),
+        (r"^our app is not subscribed", "WhatsAppWebhookSubscriptionMissing"),
+        (r"^PIN reset: ", "WhatsAppPinResetRequested"),
+        (r"^identity change check off", "WhatsAppIdentityKeyCheckDisabled"),
+        (r"^account alert ", "WhatsAppAccountAlert"),
+        (r"^registration cap reached", "WhatsAppRegistrationCapReached"),
+        (r"^registration cap approaching", "WhatsAppRegistrationCapApproaching"),
+        (r"^poll failed", "WhatsAppMonitorPollFailing"),
+        (r"^no successful poll for ", "WhatsAppMonitorDataStale"),
+    ))
+# The number field whose last change dates a number's problem (from the change history).
+_DATED_BY = {
+    "WhatsAppQualityRatingLow": "quality_rating",
+    "WhatsAppDisplayNameRejected": "name_status",
+    "WhatsAppDisplayNameCertificateExpired": "name_status",
+    "WhatsAppCannotSendMessages": "health_status",
+}
+SANDBOX_MARK = " [SANDBOX]"
+
+
+def alert_of(problem: str) -> str:
+    """The shipped alert that fires for a finding (by its text, as ``monitor.check`` words
+    it); a finding the table does not know still shows, linked to the runbook's top."""
+    for pattern, alert in _ALERT_OF:
+        if pattern.search(problem):
+            return alert
+    return ""
+
+
+def runbook_url(alert: str) -> str:
+    return f"{RUNBOOK}#{alert.lower()}" if alert else RUNBOOK
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One line of "needs attention": what, where, since when, and which runbook entry."""
+
+    level: Level
+    alert: str
+    problem: str
+    business_id: str
+    waba_id: str | None = None
+    waba_name: str | None = None
+    phone_number_id: str | None = None
+    display_phone_number: str | None = None
+    verified_name: str | None = None
+    since: float | None = None
+    sandbox: bool = False
+
+    @property
+    def runbook_url(self) -> str:
+        return runbook_url(self.alert)
+
+    def sort_key(self) -> tuple[int, int, str, str, str, str]:
+        return (-int(self.level), _RANK.get(self.alert, len(_RANK)), self.business_id,
+                self.waba_id or "", self.phone_number_id or "", self.problem)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRow:
+    """A number as the filter results show it."""
+
+    id: str
+    display_phone_number: str | None
+    verified_name: str | None
+    status: str | None
+    quality_rating: str | None
+    name_status: str | None
+    health_status: str | None
+    messaging_limit: str | None
+    account_mode: str | None
+    business_id: str
+    waba_id: str
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WabaRow:
+    waba_id: str
+    business_id: str
+    name: str | None
+    via: str | None
+    up: bool
+    polled: bool
+    stale: bool
+    last_success: float | None
+    last_error: str | None
+    review_status: str | None
+    ban_state: str | None
+    restrictions: tuple[str, ...]
+    can_send_message: str | None
+    template_problems: tuple[Template, ...]
+    numbers: int
+    numbers_by_status: Mapping[str, int]
+    critical: int
+    warning: int
+
+    @property
+    def noteworthy(self) -> bool:
+        """Something to say beyond "up and healthy": worth a row when WABAs are folded."""
+        return bool(self.critical or self.warning or not self.up or self.stale
+                    or self.template_problems)
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessRow:
+    summary: BusinessSummary
+    critical: int
+    warning: int
+    wabas: tuple[WabaRow, ...]  # the WABAs shown
+    wabas_folded: int  # up, healthy WABAs not listed one by one
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    at: float
+    business_id: str
+    waba_id: str
+    phone_number_id: str
+    template_id: str
+    subject: str
+    field: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    query: str
+    page: int
+    pages: int
+    total: int
+    rows: tuple[NumberRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRow:
+    """A row of "templates with a problem"."""
+
+    waba_id: str
+    template: Template
+
+
+@dataclass(frozen=True, slots=True)
+class Onboarded:
+    at: float
+    waba_id: str
+    number: PhoneNumber
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPage:
+    generated_at: float
+    ready: bool
+    wabas_polled: int
+    last_success: float | None
+    problems: tuple[Problem, ...]  # this page of them, most severe first
+    problems_total: int
+    problems_page: int
+    problems_pages: int
+    problems_by_alert: tuple[tuple[str, Level, int], ...]  # every problem, counted by alert
+    critical: int
+    warning: int
+    sandbox: tuple[Problem, ...]
+    businesses: tuple[BusinessRow, ...]
+    businesses_total: int
+    wabas_total: int
+    wabas_up: int
+    numbers_total: int
+    numbers_by_status: Mapping[str, int]
+    search: Search
+    changes: tuple[Change, ...]
+    templates: tuple[TemplateRow, ...]
+    templates_total: int
+    recently_onboarded: tuple[Onboarded, ...]
+    stuck_pending: tuple[Onboarded, ...]
+    stuck_total: int
+    # (number, WABA, decision, Meta's reason) of each display-name decision told by webhook
+    name_decisions: tuple[tuple[str, str, str, str | None], ...]
+
+
+# --- what each poll's numbers give, derived once --------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """A WABA's per-number facts, derived once per poll (``WabaState`` is immutable)."""
+
+    findings: tuple[tuple[Finding, PhoneNumber], ...]
+    by_status: Mapping[str, int]
+    haystacks: tuple[str, ...]  # lower-cased search text per number, in number order
+    problems_of: Mapping[str, tuple[str, ...]]
+
+
+class PageCache:
+    """Derived per-number values per WABA, recomputed only when a poll replaced its state."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[WabaState, _Derived]] = {}
+
+    def derived(self, state: WabaState) -> _Derived:
+        cached = self._entries.get(state.waba_id)
+        if cached is not None and (cached[0] is state or cached[0].numbers is state.numbers):
+            return cached[1]
+        found = tuple((f, n) for n in state.numbers
+                      for f in number_findings(state.business_id, state.waba_id, n))
+        problems_of: dict[str, tuple[str, ...]] = {}
+        for f, n in found:
+            problems_of[n.id] = (*problems_of.get(n.id, ()), f.problem)
+        derived = _Derived(
+            findings=found,
+            by_status=Counter(n.status or "UNKNOWN" for n in state.numbers),
+            haystacks=tuple(_haystack(state, n) for n in state.numbers),
+            problems_of=problems_of,
+        )
+        self._entries[state.waba_id] = (state, derived)
+        return derived
+
+    def prune(self, store: Store) -> None:
+        """Forget WABAs no longer watched (only when there are more entries than WABAs)."""
+        if len(self._entries) > store.waba_count:
+            for waba_id in [w for w in self._entries if store.waba(w) is None]:
+                del self._entries[waba_id]
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _haystack(state: WabaState, n: PhoneNumber) -> str:
+    display = n.display_phone_number or ""
+    return "\x00".join((n.id, display, _digits(display), n.verified_name or "",
+                        n.status or "", state.waba_id, state.business_id)).lower()
+
+
+# --- the filter -------------------------------------------------------------------------------
+_KEYS = {"status", "waba", "business", "quality"}
+_PHONE_CHARS = re.compile(r"^[+\d\s().-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed filter: ``key:value`` terms (status, quality, waba, business; exact) and free
+    terms, each of which must occur in the display number (digits alone match too), verified
+    name, id, status, WABA id or business id."""
+
+    text: str
+    exact: tuple[tuple[str, str], ...]
+    terms: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.exact and not self.terms
+
+
+def parse_query(raw: str) -> Query:
+    text = raw[:MAX_QUERY].strip()
+    exact: list[tuple[str, str]] = []
+    terms: list[str] = []
+    for token in text.split():
+        key, sep, value = token.partition(":")
+        if sep and key.lower() in _KEYS and value:
+            exact.append((key.lower(), value.lower()))
+            continue
+        token = token.lower()
+        if _PHONE_CHARS.match(token) and _digits(token):
+            token = _digits(token)
+        terms.append(token)
+    return Query(text, tuple(exact), tuple(terms))
+
+
+def _matches(query: Query, state: WabaState, n: PhoneNumber, haystack: str) -> bool:
+    for key, value in query.exact:
+        have = {"status": n.status, "quality": n.quality_rating, "waba": state.waba_id,
+                "business": state.business_id}[key]
+        if (have or "").lower() != value:
+            return False
+    return all(term in haystack for term in query.terms)
+
+
+def search(store: Store, cache: PageCache, query: Query, page: int) -> Search:
+    """One page of the numbers the query matches, in WABA order; nothing when it is empty."""
+    if query.empty:
+        return Search(query.text, 1, 0, 0, ())
+    start = (max(1, page) - 1) * PAGE_SIZE
+    rows: list[NumberRow] = []
+    total = 0
+    for state in store.wabas():
+        derived = cache.derived(state)
+        for n, haystack in zip(state.numbers, derived.haystacks, strict=True):
+            if not _matches(query, state, n, haystack):
+                continue
+            if start <= total < start + PAGE_SIZE:
+                rows.append(NumberRow(
+                    n.id, n.display_phone_number, n.verified_name, n.status, n.quality_rating,
+                    n.name_status, n.health_status, n.messaging_limit, n.account_mode,
+                    state.business_id, state.waba_id, derived.problems_of.get(n.id, ())))
+            total += 1
+    pages = -(-total // PAGE_SIZE)
+    return Search(query.text, max(1, page), pages, total, tuple(rows))
+
+
+# --- problems -----------------------------------------------------------------------------------
+def _is_stale(state: WabaState, now: float) -> bool:
+    if state.last_success is None or state.interval is None:
+        return False
+    limit = max(STALE_AFTER_INTERVALS * state.interval, STALE_AT_LEAST)
+    return now - state.last_success > limit
+
+
+def _waba_level(store: Store, state: WabaState, now: float) -> list[Finding]:
+    """The WABA's own findings, as ``check.evaluate`` words them, plus staleness and
+    announced template category changes (alerts ``check`` has no verdict for)."""
+    out: list[Finding] = []
+    if not state.up:
+        out.append(Finding(Level.WARNING, state.business_id, state.waba_id, None,
+                           f"poll failed ({state.last_error or 'not polled'})"))
+    elif _is_stale(state, now):
+        minutes = (now - (state.last_success or now)) / 60
+        out.append(Finding(Level.WARNING, state.business_id, state.waba_id, None,
+                           f"no successful poll for {minutes:.0f} min"))
+    out.extend(waba_findings(store, state.business_id, state.waba_id, now))
+    for t in store.effective_templates(state.waba_id):
+        if t.category_change_pending:
+            out.append(Finding(Level.WARNING, state.business_id, state.waba_id, None,
+                               f"template {t.name or t.id} ({t.language or '?'}) will become "
+                               f"{t.correct_category}"))
+    return out
+
+
+def _business_level(store: Store, summary: BusinessSummary, now: float) -> list[Finding]:
+    out: list[Finding] = []
+    registered, cap = summary.registered, summary.cap
+    if registered >= cap:
+        out.append(Finding(Level.CRITICAL, summary.business_id, None, None,
+                           f"registration cap reached ({registered}/{cap})"))
+    elif approaching(registered, cap):
+        out.append(Finding(Level.WARNING, summary.business_id, None, None,
+                           f"registration cap approaching ({registered}/{cap})"))
+    return out + alert_findings(store, summary.business_id, now)
+
+
+def _since(store: Store, problem: Problem, changed: Mapping[tuple[str, str], float],
+           now: float) -> float | None:
+    """When the problem began, where the daemon knows it: a number's status change time, the
+    last change of the field from the history, or the time of the webhook that told it."""
+    alert, waba_id, number_id = problem.alert, problem.waba_id, problem.phone_number_id
+    state = store.waba(waba_id) if waba_id else None
+    if number_id and state is not None:
+        if alert == "WhatsAppPhoneNumberNotConnected":
+            return state.status_changed_at.get(number_id)
+        if alert in _DATED_BY:
+            return changed.get((number_id, _DATED_BY[alert]))
+        facts = store.waba_facts(waba_id or "")
+        if alert == "WhatsAppPinResetRequested" and facts is not None:
+            return max(facts.security_events.get(number_id, {}).values(), default=None)
+        return None
+    if alert in ("WhatsAppMonitorPollFailing", "WhatsAppMonitorDataStale") and state:
+        return state.last_success
+    facts = store.waba_facts(waba_id) if waba_id else None
+    if facts is not None:
+        if alert in ("WhatsAppAccountDisabled", "WhatsAppAccountScheduledForDisable"):
+            return facts.events.get("DISABLED_UPDATE")
+        if alert == "WhatsAppAccountRestricted":
+            return facts.events.get("ACCOUNT_RESTRICTION")
+        if alert == "WhatsAppAccountReviewNotApproved" and facts.review_status:
+            return facts.review_at
+        if alert.startswith("WhatsAppTemplate"):
+            for t in store.effective_templates(waba_id or ""):
+                told = facts.templates.get(t.id)
+                if told is not None and problem.problem.startswith(
+                        f"template {t.name or t.id} ("):
+                    return told.at
+    if alert == "WhatsAppAccountAlert":
+        for a in store.account_alerts(problem.business_id):
+            if problem.problem == (f"account alert {a.alert_type} ({a.entity_type} "
+                                   f"{a.entity_id})") and now - a.at <= 86_400:
+                return a.at
+    return None
+
+
+def _number_problem(f: Finding, n: PhoneNumber, waba_name: str | None) -> Problem:
+    sandbox = n.account_mode == "SANDBOX"
+    text = f.problem.removesuffix(SANDBOX_MARK) if sandbox else f.problem
+    return Problem(f.level, alert_of(text), text, f.business_id, f.waba_id, waba_name, n.id,
+                   n.display_phone_number, n.verified_name, None, sandbox)
+
+
+# --- the page -----------------------------------------------------------------------------------
+def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, query: str = "",
+          page: int = 1, problems_page: int = 1) -> StatusPage:
+    """The whole page model; ``query``/``page`` select the filter results shown."""
+    cache.prune(store)
+    problems: list[Problem] = []
+    sandbox: list[Problem] = []
+    business_rows: list[tuple[tuple[int, int, str], BusinessSummary, list[WabaRow]]] = []
+    fleet_status: Counter[str] = Counter()
+    wabas_total = wabas_up = numbers_total = polled = 0
+    last_success: float | None = None
+    summaries = store.summaries()
+    known = {s.business_id for s in summaries}
+    states_by_business: dict[str, list[WabaState]] = {}
+    for state in store.wabas():
+        states_by_business.setdefault(state.business_id, []).append(state)
+    orphans = [s for b, s in states_by_business.items() if b not in known]
+    for summary in summaries:
+        biz: list[Problem] = [
+            Problem(f.level, alert_of(f.problem), f.problem, f.business_id)
+            for f in _business_level(store, summary, now)]
+        rows: list[WabaRow] = []
+        for state in states_by_business.get(summary.business_id, ()):
+            row, found = _waba(store, cache, state, now)
+            rows.append(row)
+            biz.extend(found)
+            wabas_total += 1
+            wabas_up += state.up
+            polled += state.polled
+            numbers_total += row.numbers
+            fleet_status.update(row.numbers_by_status)
+            if state.last_success is not None:
+                last_success = max(last_success or 0.0, state.last_success)
+        for p in biz:
+            (sandbox if p.sandbox else problems).append(p)
+        critical = sum(1 for p in biz if p.level is Level.CRITICAL and not p.sandbox)
+        warning = sum(1 for p in biz if p.level is Level.WARNING and not p.sandbox)
+        business_rows.append(((-critical, -warning, summary.business_id), summary, rows))
+    for group in orphans:  # WABAs whose business has no summary yet (mid-reload)
+        wabas_total += len(group)
+        polled += sum(s.polled for s in group)
+    problems.sort(key=Problem.sort_key)
+    sandbox.sort(key=Problem.sort_key)
+    pages = max(1, -(-len(problems) // PROBLEMS_SHOWN))
+    ppage = min(max(1, problems_page), pages)
+    shown = problems[(ppage - 1) * PROBLEMS_SHOWN: ppage * PROBLEMS_SHOWN]
+    changed = _field_changes(store.recent)
+    dated = tuple(_with_since(store, p, changed, now) for p in shown)
+    by_alert = Counter((p.alert, p.level) for p in problems)
+    fold = wabas_total > ALL_WABAS_UP_TO
+    business_rows.sort(key=lambda r: r[0])
+    businesses = tuple(_business_row(summary, rows, fold, key)
+                       for key, summary, rows in business_rows[:BUSINESSES_SHOWN])
+    templates = [TemplateRow(w.waba_id, t) for w in store.wabas()
+                 for t in store.effective_templates(w.waba_id) if t.problem]
+    onboarded = [Onboarded(n.last_onboarded, w.waba_id, n) for w in store.wabas()
+                 for n in w.numbers if n.last_onboarded is not None]
+    stuck = [o for o in onboarded
+             if o.number.status == "PENDING" and now - o.at > STUCK_PENDING_AFTER]
+    return StatusPage(
+        generated_at=now, ready=ready, wabas_polled=polled, last_success=last_success,
+        problems=dated, problems_total=len(problems), problems_page=ppage,
+        problems_pages=pages,
+        problems_by_alert=tuple(sorted(((a, lvl, c) for (a, lvl), c in by_alert.items()),
+                                       key=lambda r: (-int(r[1]), _RANK.get(r[0], 99)))),
+        critical=sum(1 for p in problems if p.level is Level.CRITICAL),
+        warning=sum(1 for p in problems if p.level is Level.WARNING),
+        sandbox=tuple(_with_since(store, p, changed, now) for p in sandbox[:PROBLEMS_SHOWN]),
+        businesses=businesses, businesses_total=len(business_rows),
+        wabas_total=wabas_total, wabas_up=wabas_up, numbers_total=numbers_total,
+        numbers_by_status=dict(fleet_status.most_common()),
+        search=search(store, cache, parse_query(query), page),
+        changes=tuple(_change(store, t) for t in list(store.recent)[:CHANGES_SHOWN]),
+        templates=tuple(templates[:PROBLEMS_SHOWN]), templates_total=len(templates),
+        recently_onboarded=tuple(heapq.nlargest(RECENTLY_ONBOARDED, onboarded,
+                                                key=lambda o: o.at)),
+        stuck_pending=tuple(stuck[:PROBLEMS_SHOWN]), stuck_total=len(stuck),
+        name_decisions=tuple(_name_decisions(store))[:PROBLEMS_SHOWN],
+    )
+
+
+def _with_since(store: Store, p: Problem, changed: Mapping[tuple[str, str], float],
+                now: float) -> Problem:
+    since = _since(store, p, changed, now)
+    return p if since is None else Problem(
+        p.level, p.alert, p.problem, p.business_id, p.waba_id, p.waba_name, p.phone_number_id,
+        p.display_phone_number, p.verified_name, since, p.sandbox)
+
+
+def _field_changes(recent: Iterable[Transition]) -> dict[tuple[str, str], float]:
+    """(number, field) -> when it last changed, from the kept history (newest first)."""
+    out: dict[tuple[str, str], float] = {}
+    for t in recent:
+        if t.phone_number_id:
+            out.setdefault((t.phone_number_id, t.field), t.at)
+    return out
+
+
+def _waba(store: Store, cache: PageCache, state: WabaState,
+          now: float) -> tuple[WabaRow, list[Problem]]:
+    derived = cache.derived(state)
+    node, facts = store.waba_node(state.waba_id), store.waba_facts(state.waba_id)
+    name = node.name if node else None
+    found: list[Problem] = []
+    for f in _waba_level(store, state, now):
+        if f.phone_number_id is None:
+            found.append(Problem(f.level, alert_of(f.problem), f.problem, f.business_id,
+                                 f.waba_id, name))
+            continue
+        number = next((n for n in state.numbers if n.id == f.phone_number_id), None)
+        if number is not None:
+            found.append(_number_problem(f, number, name))
+    found.extend(_number_problem(f, n, name) for f, n in derived.findings)
+    live = [p for p in found if not p.sandbox]
+    row = WabaRow(
+        waba_id=state.waba_id, business_id=state.business_id, name=name, via=state.via,
+        up=state.up, polled=state.polled, stale=state.up and _is_stale(state, now),
+        last_success=state.last_success, last_error=state.last_error,
+        review_status=review_status(node, facts),
+        ban_state=facts.ban_state if facts else None,
+        restrictions=tuple(r.restriction_type for r in facts.active_restrictions(now))
+        if facts else (),
+        can_send_message=node.can_send_message if node else None,
+        template_problems=tuple(t for t in store.effective_templates(state.waba_id)
+                                if t.problem),
+        numbers=len(state.numbers), numbers_by_status=derived.by_status,
+        critical=sum(1 for p in live if p.level is Level.CRITICAL),
+        warning=sum(1 for p in live if p.level is Level.WARNING),
+    )
+    return row, found
+
+
+def _business_row(summary: BusinessSummary, rows: list[WabaRow], fold: bool,
+                  key: tuple[int, int, str]) -> BusinessRow:
+    if not fold and len(rows) <= ALL_WABAS_UP_TO:
+        return BusinessRow(summary, -key[0], -key[1], tuple(rows), 0)
+    noteworthy = sorted((r for r in rows if r.noteworthy),
+                        key=lambda r: (-r.critical, -r.warning, r.waba_id))
+    shown = tuple(noteworthy[:WABAS_SHOWN])
+    return BusinessRow(summary, -key[0], -key[1], shown, len(rows) - len(shown))
+
+
+def _change(store: Store, t: Transition) -> Change:
+    template_id = str(getattr(t, "template_id", "") or "")
+    if t.phone_number_id:
+        state = store.waba(t.waba_id)
+        number = next((n for n in state.numbers if n.id == t.phone_number_id),
+                      None) if state else None
+        subject = (number.display_phone_number or t.phone_number_id) if number else \
+            t.phone_number_id
+        if number is not None and number.verified_name:
+            subject += f" ({number.verified_name})"
+    elif template_id:
+        subject = f"template {template_id}"
+    else:
+        subject = f"WABA {t.waba_id}"
+    return Change(t.at, t.business_id, t.waba_id, t.phone_number_id, template_id, subject,
+                  t.field, t.old, t.new)
+
+
+def _name_decisions(store: Store) -> Iterable[tuple[str, str, str, str | None]]:
+    for waba in store.wabas():
+        facts = store.waba_facts(waba.waba_id)
+        if facts is None or not facts.name_decisions:
+            continue
+        names = {n.id: n.display_phone_number or n.id for n in waba.numbers}
+        for number, (decision, reason) in facts.name_decisions.items():
+            yield names.get(number, number), waba.waba_id, decision, reason
