@@ -69,14 +69,14 @@ def _where(p: Problem) -> str:
         parts.append(f'<span class="number">{number}</span>{name}')
     if p.waba_id:
         named = f" {esc(p.waba_name)}" if p.waba_name else ""
-        parts.append(f"WABA {esc(p.waba_id)}{named}")
-    parts.append(f"business {esc(p.business_id)}")
+        parts.append(f'<span class="id">WABA {esc(p.waba_id)}</span>{named}')
+    parts.append(f'<span class="id">business {esc(p.business_id)}</span>')
     return " · ".join(parts)
 
 
 def _problem_rows(problems: Iterable[Problem], now: float) -> str:
     return "".join(
-        f'<tr class="{_level(p.level)}"><td class="level">{esc(p.level.name)}</td>'
+        f'<tr class="is-{_level(p.level)}"><td class="level">{esc(p.level.name)}</td>'
         f'<td class="what">{esc(p.problem)}</td><td class="where">{_where(p)}</td>'
         f'<td class="since">{when(p.since, now)}</td>'
         f'<td><a href="{esc(p.runbook_url)}" rel="noopener noreferrer">'
