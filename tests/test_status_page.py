@@ -188,6 +188,33 @@ def test_per_number_checks_run_once_per_poll_not_per_request(
     assert len(calls) == 110  # only the re-polled WABA was checked again
 
 
+def test_cached_sums_follow_the_clock_and_webhook_facts() -> None:
+    store = fleet(3, 2)
+    first = store.wabas()[0]
+    store.put_waba(WabaState(first.business_id, first.waba_id, numbers=first.numbers, up=True,
+                             polled=True, last_success=NOW - 5, interval=60.0))
+    cache = PageCache()
+    assert build(store, cache, NOW).problems_total == 0
+    # Nothing changed in the store, but time passed: the data is stale now.
+    (stale,) = build(store, cache, NOW + 400).problems
+    assert stale.alert == "WhatsAppMonitorDataStale" and stale.since == NOW - 5
+    # A restriction told by webhook shows at once and goes when it ends.
+    store.put_waba_facts(first.waba_id, apply_account_update(WabaFacts(), {
+        "event": "ACCOUNT_RESTRICTION", "restriction_info": [
+            {"restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION",
+             "expiration": int(NOW + 100)}]}, NOW))
+    assert [p.alert for p in build(store, cache, NOW + 10).problems] == [
+        "WhatsAppAccountRestricted"]
+    assert build(store, cache, NOW + 101).problems_total == 0
+    # A WABA's name read later is on its numbers' lines too.
+    store.put_waba(WabaState(first.business_id, first.waba_id,
+                             numbers=(number(1, status="BANNED"),), up=True, polled=True,
+                             last_success=NOW))
+    assert build(store, cache, NOW).problems[0].waba_name is None
+    store.put_waba_node(first.waba_id, parse_waba_node({"name": "Main"}, NOW))
+    assert build(store, cache, NOW).problems[0].waba_name == "Main"
+
+
 @dataclass(frozen=True)
 class TemplateChange:
     """A transition as it looks once template changes are recorded (template_id set)."""
@@ -266,7 +293,7 @@ def test_every_alert_the_page_names_has_a_rule_and_a_runbook_entry() -> None:
                  "our app is not subscribed: no webhook arrives", "PIN reset: X in the last 24 h",
                  "identity change check off (required)", "account alert X (BUSINESS 1)",
                  "registration cap reached (2/2)", "registration cap approaching (1/2)",
-                 "poll failed (throttled)", "no successful poll for 9 min"):
+                 "poll failed (throttled)", "data stale: no successful poll in 3 poll intervals"):
         assert model.alert_of(text), text
 
 

@@ -11,14 +11,16 @@ every number. Lists that grow with the fleet are bounded: the page stays small a
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor.accounts import Template, review_status
 from monitor.caps import BusinessSummary
 from monitor.check import (
+    DAY,
     Finding,
     Level,
     alert_findings,
@@ -96,7 +98,7 @@ _ALERT_OF: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^registration cap reached", "WhatsAppRegistrationCapReached"),
         (r"^registration cap approaching", "WhatsAppRegistrationCapApproaching"),
         (r"^poll failed", "WhatsAppMonitorPollFailing"),
-        (r"^no successful poll for ", "WhatsAppMonitorDataStale"),
+        (r"^data stale: ", "WhatsAppMonitorDataStale"),
     ))
 # The number field whose last change dates a number's problem (from the change history).
 _DATED_BY = {
@@ -270,45 +272,156 @@ class StatusPage:
 
 
 # --- what each poll's numbers give, derived once --------------------------------------------
+Key = tuple[int, int, str, str, str, str]
+Keyed = tuple[Key, Problem]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """Problems of one WABA (or business), sorted, with their counts."""
+
+    live: tuple[Keyed, ...]
+    sandbox: tuple[Keyed, ...]
+    critical: int
+    warning: int
+    by_alert: Mapping[tuple[str, Level], int]
+
+
+def _tally(problems: Iterable[Problem]) -> _Tally:
+    live: list[Keyed] = []
+    sandbox: list[Keyed] = []
+    by_alert: dict[tuple[str, Level], int] = {}
+    critical = warning = 0
+    for p in problems:
+        if p.sandbox:
+            sandbox.append((p.sort_key(), p))
+            continue
+        live.append((p.sort_key(), p))
+        by_alert[(p.alert, p.level)] = by_alert.get((p.alert, p.level), 0) + 1
+        critical += p.level is Level.CRITICAL
+        warning += p.level is Level.WARNING
+    live.sort(key=_first)
+    sandbox.sort(key=_first)
+    return _Tally(tuple(live), tuple(sandbox), critical, warning, by_alert)
+
+
+def _first(item: Keyed) -> Key:
+    return item[0]
+
+
 @dataclass(frozen=True, slots=True)
 class _Derived:
     """A WABA's per-number facts, derived once per poll (``WabaState`` is immutable)."""
 
-    findings: tuple[tuple[Finding, PhoneNumber], ...]
+    name: str | None
+    tally: _Tally
     by_status: Mapping[str, int]
     haystacks: tuple[str, ...]  # lower-cased search text per number, in number order
+    text: str  # all of them joined: a term it lacks rules the whole WABA out
     problems_of: Mapping[str, tuple[str, ...]]
+    onboarded: tuple[Onboarded, ...]  # its most recently onboarded numbers, newest first
+    pending: tuple[Onboarded, ...]  # its PENDING numbers with an onboarding time
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """A WABA's own findings, valid while what they were made from is unchanged and until
+    the first restriction ends or PIN-reset event ages out."""
+
+    key: tuple[object, ...]
+    until: float
+    tally: _Tally
 
 
 class PageCache:
-    """Derived per-number values per WABA, recomputed only when a poll replaced its state."""
+    """Derived values per WABA, recomputed only when a poll (or a webhook fact) replaced
+    what they came from: a request walks them instead of re-checking every number."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[WabaState, _Derived]] = {}
+        self._derived: dict[str, tuple[WabaState, _Derived]] = {}
+        self._accounts: dict[str, _Account] = {}
+        self._businesses: dict[str, _Business] = {}
 
-    def derived(self, state: WabaState) -> _Derived:
-        cached = self._entries.get(state.waba_id)
-        if cached is not None and (cached[0] is state or cached[0].numbers is state.numbers):
+    def derived(self, state: WabaState, name: str | None) -> _Derived:
+        cached = self._derived.get(state.waba_id)
+        if cached is not None and cached[0].numbers is state.numbers and \
+                cached[0].business_id == state.business_id and cached[1].name == name:
             return cached[1]
-        found = tuple((f, n) for n in state.numbers
-                      for f in number_findings(state.business_id, state.waba_id, n))
+        found = [(f, n) for n in state.numbers
+                 for f in number_findings(state.business_id, state.waba_id, n)]
         problems_of: dict[str, tuple[str, ...]] = {}
         for f, n in found:
             problems_of[n.id] = (*problems_of.get(n.id, ()), f.problem)
+        by_status: dict[str, int] = {}
+        for n in state.numbers:
+            by_status[n.status or "UNKNOWN"] = by_status.get(n.status or "UNKNOWN", 0) + 1
+        onboarded = [Onboarded(n.last_onboarded, state.waba_id, n) for n in state.numbers
+                     if n.last_onboarded is not None]
+        haystacks = tuple(_haystack(state, n) for n in state.numbers)
         derived = _Derived(
-            findings=found,
-            by_status=Counter(n.status or "UNKNOWN" for n in state.numbers),
-            haystacks=tuple(_haystack(state, n) for n in state.numbers),
+            name=name,
+            tally=_tally(_number_problem(f, n, name) for f, n in found),
+            by_status=by_status,
+            haystacks=haystacks,
+            text="\x01".join(haystacks),
             problems_of=problems_of,
+            onboarded=tuple(heapq.nlargest(RECENTLY_ONBOARDED, onboarded, key=_onboarded_at)),
+            pending=tuple(o for o in onboarded if o.number.status == "PENDING"),
         )
-        self._entries[state.waba_id] = (state, derived)
+        self._derived[state.waba_id] = (state, derived)
         return derived
+
+    def account(self, store: Store, state: WabaState, name: str | None,
+                identity_required: bool, now: float) -> tuple[_Tally, float]:
+        waba_id = state.waba_id
+        facts = store.waba_facts(waba_id)
+        key = (state, name, store.waba_node(waba_id), facts, store.templates(waba_id),
+               store.subscription(waba_id), store.number_settings(waba_id) or None,
+               identity_required)
+        cached = self._accounts.get(waba_id)
+        if cached is not None and now < cached.until and len(cached.key) == len(key) and \
+                all(x is y for x, y in zip(cached.key, key, strict=True)):
+            return cached.tally, cached.until
+        numbers = {n.id: n for n in state.numbers}
+        problems = []
+        for f in _waba_level(store, state, now):
+            if f.phone_number_id is None:
+                problems.append(Problem(f.level, alert_of(f.problem), f.problem,
+                                        f.business_id, f.waba_id, name))
+            elif f.phone_number_id in numbers:
+                problems.append(_number_problem(f, numbers[f.phone_number_id], name))
+        ends = [r.expires_at for r in (facts.active_restrictions(now) if facts else ())
+                if r.expires_at is not None]
+        ends.extend(at + DAY for events in (facts.security_events.values() if facts else ())
+                    for at in events.values() if at + DAY > now)
+        account = _Account(key, min(ends, default=math.inf), _tally(problems))
+        self._accounts[waba_id] = account
+        return account.tally, account.until
+
+    def business(self, store: Store, summary: BusinessSummary, states: list[WabaState],
+                 now: float) -> _Business:
+        key = _business_key(store, summary, states)
+        cached = self._businesses.get(summary.business_id)
+        if cached is not None and now < cached.until and len(cached.key) == len(key) and \
+                all(x is y for x, y in zip(cached.key, key, strict=True)):
+            return cached
+        fresh = _aggregate(store, self, summary, states, key, now)
+        self._businesses[summary.business_id] = fresh
+        return fresh
 
     def prune(self, store: Store) -> None:
         """Forget WABAs no longer watched (only when there are more entries than WABAs)."""
-        if len(self._entries) > store.waba_count:
-            for waba_id in [w for w in self._entries if store.waba(w) is None]:
-                del self._entries[waba_id]
+        if len(self._derived) > store.waba_count or len(self._accounts) > store.waba_count:
+            for entries in (self._derived, self._accounts):
+                for waba_id in [w for w in entries if store.waba(w) is None]:
+                    del entries[waba_id]
+        if len(self._businesses) > len(store.businesses()):
+            for business_id in [b for b in self._businesses if store.summary(b) is None]:
+                del self._businesses[business_id]
+
+
+def _onboarded_at(o: Onboarded) -> float:
+    return o.at
 
 
 def _digits(text: str) -> str:
@@ -367,14 +480,25 @@ def _matches(query: Query, state: WabaState, n: PhoneNumber, haystack: str) -> b
 
 
 def search(store: Store, cache: PageCache, query: Query, page: int) -> Search:
-    """One page of the numbers the query matches, in WABA order; nothing when it is empty."""
+    """One page of the numbers the query matches, in WABA order; nothing when it is empty.
+    A WABA is skipped whole when its ids, statuses or joined search text rule it out."""
     if query.empty:
         return Search(query.text, 1, 0, 0, ())
     start = (max(1, page) - 1) * PAGE_SIZE
+    exact = dict(query.exact)
     rows: list[NumberRow] = []
     total = 0
     for state in store.wabas():
-        derived = cache.derived(state)
+        if ("waba" in exact and state.waba_id.lower() != exact["waba"]) or (
+                "business" in exact and state.business_id.lower() != exact["business"]):
+            continue
+        node = store.waba_node(state.waba_id)
+        derived = cache.derived(state, node.name if node else None)
+        if "status" in exact and not any(s.lower() == exact["status"]
+                                         for s in derived.by_status):
+            continue
+        if not all(term in derived.text for term in query.terms):
+            continue
         for n, haystack in zip(state.numbers, derived.haystacks, strict=True):
             if not _matches(query, state, n, haystack):
                 continue
@@ -397,16 +521,12 @@ def _is_stale(state: WabaState, now: float) -> bool:
 
 
 def _waba_level(store: Store, state: WabaState, now: float) -> list[Finding]:
-    """The WABA's own findings, as ``check.evaluate`` words them, plus staleness and
-    announced template category changes (alerts ``check`` has no verdict for)."""
+    """The WABA's own findings, as ``check.evaluate`` words them, plus announced template
+    category changes (an alert ``check`` has no verdict for)."""
     out: list[Finding] = []
     if not state.up:
         out.append(Finding(Level.WARNING, state.business_id, state.waba_id, None,
                            f"poll failed ({state.last_error or 'not polled'})"))
-    elif _is_stale(state, now):
-        minutes = (now - (state.last_success or now)) / 60
-        out.append(Finding(Level.WARNING, state.business_id, state.waba_id, None,
-                           f"no successful poll for {minutes:.0f} min"))
     out.extend(waba_findings(store, state.business_id, state.waba_id, now))
     for t in store.effective_templates(state.waba_id):
         if t.category_change_pending:
@@ -475,88 +595,190 @@ def _number_problem(f: Finding, n: PhoneNumber, waba_name: str | None) -> Proble
 
 
 # --- the page -----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _WabaSeen:
+    state: WabaState
+    name: str | None
+    derived: _Derived
+    account: _Tally
+    stale: Problem | None
+
+    @property
+    def critical(self) -> int:
+        return self.derived.tally.critical + self.account.critical
+
+    @property
+    def warning(self) -> int:
+        return self.derived.tally.warning + self.account.warning + (self.stale is not None)
+
+
+def _stale_problem(state: WabaState, name: str | None, now: float) -> Problem | None:
+    if not state.up or not _is_stale(state, now):
+        return None
+    text = f"data stale: no successful poll in {STALE_AFTER_INTERVALS} poll intervals"
+    return Problem(Level.WARNING, alert_of(text), text, state.business_id, state.waba_id, name,
+                   since=state.last_success)
+
+
+@dataclass(frozen=True, slots=True)
+class _Business:
+    """A business and its WABAs added up for the page; reused while none of what it was
+    made from changed and no time boundary (restriction end, staleness, 24 h window) passed."""
+
+    key: tuple[object, ...]
+    until: float
+    live: tuple[Keyed, ...]
+    sandbox: tuple[Keyed, ...]
+    critical: int
+    warning: int
+    by_alert: Mapping[tuple[str, Level], int]
+    seen: tuple[_WabaSeen, ...]
+    by_status: Mapping[str, int]
+    wabas_up: int
+    numbers: int
+    last_success: float | None
+    onboarded: tuple[Onboarded, ...]
+    pending: tuple[Onboarded, ...]
+
+
+def _business_key(store: Store, summary: BusinessSummary,
+                  states: list[WabaState]) -> tuple[object, ...]:
+    key: list[object] = [summary]
+    for state in states:
+        waba_id = state.waba_id
+        key += (state, store.waba_node(waba_id), store.waba_facts(waba_id),
+                store.templates(waba_id), store.subscription(waba_id),
+                store.number_settings(waba_id) or None)
+    return tuple(key)
+
+
+def _aggregate(store: Store, cache: PageCache, summary: BusinessSummary,
+               states: list[WabaState], key: tuple[object, ...], now: float) -> _Business:
+    business_id = summary.business_id
+    tallies = [_tally(Problem(f.level, alert_of(f.problem), f.problem, f.business_id)
+                      for f in _business_level(store, summary, now))]
+    ends = [a.at + DAY for a in store.account_alerts(business_id) if a.at + DAY > now]
+    seen: list[_WabaSeen] = []
+    by_status: dict[str, int] = {}
+    onboarded: list[Onboarded] = []
+    pending: list[Onboarded] = []
+    last_success: float | None = None
+    for state in states:
+        node = store.waba_node(state.waba_id)
+        name = node.name if node else None
+        derived = cache.derived(state, name)
+        account, until = cache.account(store, state, name, summary.identity_check_required,
+                                       now)
+        ends.append(until)
+        stale = _stale_problem(state, name, now)
+        if state.up and state.last_success is not None and state.interval is not None:
+            ends.append(state.last_success + max(STALE_AFTER_INTERVALS * state.interval,
+                                                 STALE_AT_LEAST))
+        seen.append(_WabaSeen(state, name, derived, account, stale))
+        tallies += [derived.tally, account] + ([_tally((stale,))] if stale else [])
+        for status, count in derived.by_status.items():
+            by_status[status] = by_status.get(status, 0) + count
+        if state.last_success is not None:
+            last_success = max(last_success or 0.0, state.last_success)
+        onboarded.extend(derived.onboarded)
+        pending.extend(derived.pending)
+    by_alert: dict[tuple[str, Level], int] = {}
+    for t in tallies:
+        for k, v in t.by_alert.items():
+            by_alert[k] = by_alert.get(k, 0) + v
+    return _Business(
+        key=key, until=min((e for e in ends if e > now), default=math.inf),
+        live=tuple(heapq.merge(*(t.live for t in tallies), key=_first)),
+        sandbox=tuple(heapq.merge(*(t.sandbox for t in tallies), key=_first)),
+        critical=sum(t.critical for t in tallies), warning=sum(t.warning for t in tallies),
+        by_alert=by_alert, seen=tuple(seen), by_status=by_status,
+        wabas_up=sum(s.up for s in states), numbers=sum(len(s.numbers) for s in states),
+        last_success=last_success,
+        onboarded=tuple(heapq.nlargest(RECENTLY_ONBOARDED, onboarded, key=_onboarded_at)),
+        pending=tuple(pending))
+
+
 def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, query: str = "",
           page: int = 1, problems_page: int = 1) -> StatusPage:
-    """The whole page model; ``query``/``page`` select the filter results shown."""
+    """The whole page model; ``query``/``page`` select the filter results shown and
+    ``problems_page`` the page of problems."""
     cache.prune(store)
-    problems: list[Problem] = []
-    sandbox: list[Problem] = []
-    business_rows: list[tuple[tuple[int, int, str], BusinessSummary, list[WabaRow]]] = []
-    fleet_status: Counter[str] = Counter()
+    live: list[tuple[Keyed, ...]] = []
+    sandbox: list[tuple[Keyed, ...]] = []
+    by_alert: dict[tuple[str, Level], int] = {}
+    critical = warning = 0
+    businesses: list[tuple[tuple[int, int, str], BusinessSummary, tuple[_WabaSeen, ...]]] = []
+    fleet_status: dict[str, int] = {}
     wabas_total = wabas_up = numbers_total = polled = 0
     last_success: float | None = None
-    summaries = store.summaries()
-    known = {s.business_id for s in summaries}
-    states_by_business: dict[str, list[WabaState]] = {}
+    pending: list[Onboarded] = []
+    onboarded: list[tuple[Onboarded, ...]] = []
+    by_business: dict[str, list[WabaState]] = {}
     for state in store.wabas():
-        states_by_business.setdefault(state.business_id, []).append(state)
-    orphans = [s for b, s in states_by_business.items() if b not in known]
-    for summary in summaries:
-        biz: list[Problem] = [
-            Problem(f.level, alert_of(f.problem), f.problem, f.business_id)
-            for f in _business_level(store, summary, now)]
-        rows: list[WabaRow] = []
-        for state in states_by_business.get(summary.business_id, ()):
-            row, found = _waba(store, cache, state, now)
-            rows.append(row)
-            biz.extend(found)
-            wabas_total += 1
-            wabas_up += state.up
-            polled += state.polled
-            numbers_total += row.numbers
-            fleet_status.update(row.numbers_by_status)
-            if state.last_success is not None:
-                last_success = max(last_success or 0.0, state.last_success)
-        for p in biz:
-            (sandbox if p.sandbox else problems).append(p)
-        critical = sum(1 for p in biz if p.level is Level.CRITICAL and not p.sandbox)
-        warning = sum(1 for p in biz if p.level is Level.WARNING and not p.sandbox)
-        business_rows.append(((-critical, -warning, summary.business_id), summary, rows))
-    for group in orphans:  # WABAs whose business has no summary yet (mid-reload)
-        wabas_total += len(group)
-        polled += sum(s.polled for s in group)
-    problems.sort(key=Problem.sort_key)
-    sandbox.sort(key=Problem.sort_key)
-    pages = max(1, -(-len(problems) // PROBLEMS_SHOWN))
+        by_business.setdefault(state.business_id, []).append(state)
+        wabas_total += 1
+        polled += state.polled
+    for summary in store.summaries():
+        states = by_business.get(summary.business_id, [])
+        agg = cache.business(store, summary, states, now)
+        live.append(agg.live)
+        sandbox.append(agg.sandbox)
+        critical += agg.critical
+        warning += agg.warning
+        for k, v in agg.by_alert.items():
+            by_alert[k] = by_alert.get(k, 0) + v
+        for status, count in agg.by_status.items():
+            fleet_status[status] = fleet_status.get(status, 0) + count
+        wabas_up += agg.wabas_up
+        numbers_total += agg.numbers
+        if agg.last_success is not None:
+            last_success = max(last_success or 0.0, agg.last_success)
+        onboarded.append(agg.onboarded)
+        pending.extend(agg.pending)
+        businesses.append(((-agg.critical, -agg.warning, summary.business_id), summary,
+                           agg.seen))
+    total = critical + warning
+    pages = max(1, -(-total // PROBLEMS_SHOWN))
     ppage = min(max(1, problems_page), pages)
-    shown = problems[(ppage - 1) * PROBLEMS_SHOWN: ppage * PROBLEMS_SHOWN]
+    start = (ppage - 1) * PROBLEMS_SHOWN
+    shown = [p for _, p in itertools.islice(heapq.merge(*live, key=_first), start,
+                                            start + PROBLEMS_SHOWN)]
+    apart = [p for _, p in itertools.islice(heapq.merge(*sandbox, key=_first), PROBLEMS_SHOWN)]
     changed = _field_changes(store.recent)
-    dated = tuple(_with_since(store, p, changed, now) for p in shown)
-    by_alert = Counter((p.alert, p.level) for p in problems)
     fold = wabas_total > ALL_WABAS_UP_TO
-    business_rows.sort(key=lambda r: r[0])
-    businesses = tuple(_business_row(summary, rows, fold, key)
-                       for key, summary, rows in business_rows[:BUSINESSES_SHOWN])
+    businesses.sort(key=lambda r: r[0])
     templates = [TemplateRow(w.waba_id, t) for w in store.wabas()
                  for t in store.effective_templates(w.waba_id) if t.problem]
-    onboarded = [Onboarded(n.last_onboarded, w.waba_id, n) for w in store.wabas()
-                 for n in w.numbers if n.last_onboarded is not None]
-    stuck = [o for o in onboarded
-             if o.number.status == "PENDING" and now - o.at > STUCK_PENDING_AFTER]
+    stuck = sorted((o for o in pending if now - o.at > STUCK_PENDING_AFTER),
+                   key=lambda o: (o.at, o.number.id))
     return StatusPage(
         generated_at=now, ready=ready, wabas_polled=polled, last_success=last_success,
-        problems=dated, problems_total=len(problems), problems_page=ppage,
-        problems_pages=pages,
+        problems=tuple(_with_since(store, p, changed, now) for p in shown),
+        problems_total=total, problems_page=ppage, problems_pages=pages,
         problems_by_alert=tuple(sorted(((a, lvl, c) for (a, lvl), c in by_alert.items()),
                                        key=lambda r: (-int(r[1]), _RANK.get(r[0], 99)))),
-        critical=sum(1 for p in problems if p.level is Level.CRITICAL),
-        warning=sum(1 for p in problems if p.level is Level.WARNING),
-        sandbox=tuple(_with_since(store, p, changed, now) for p in sandbox[:PROBLEMS_SHOWN]),
-        businesses=businesses, businesses_total=len(business_rows),
+        critical=critical, warning=warning,
+        sandbox=tuple(_with_since(store, p, changed, now) for p in apart),
+        businesses=tuple(_business_row(store, summary, seen, fold, key, now)
+                         for key, summary, seen in businesses[:BUSINESSES_SHOWN]),
+        businesses_total=len(businesses),
         wabas_total=wabas_total, wabas_up=wabas_up, numbers_total=numbers_total,
-        numbers_by_status=dict(fleet_status.most_common()),
+        numbers_by_status=dict(sorted(fleet_status.items(), key=lambda kv: -kv[1])),
         search=search(store, cache, parse_query(query), page),
-        changes=tuple(_change(store, t) for t in list(store.recent)[:CHANGES_SHOWN]),
+        changes=tuple(_change(store, t) for t in itertools.islice(store.recent,
+                                                                  CHANGES_SHOWN)),
         templates=tuple(templates[:PROBLEMS_SHOWN]), templates_total=len(templates),
-        recently_onboarded=tuple(heapq.nlargest(RECENTLY_ONBOARDED, onboarded,
-                                                key=lambda o: o.at)),
+        recently_onboarded=tuple(itertools.islice(
+            heapq.merge(*onboarded, key=_onboarded_at, reverse=True), RECENTLY_ONBOARDED)),
         stuck_pending=tuple(stuck[:PROBLEMS_SHOWN]), stuck_total=len(stuck),
-        name_decisions=tuple(_name_decisions(store))[:PROBLEMS_SHOWN],
+        name_decisions=tuple(itertools.islice(_name_decisions(store), PROBLEMS_SHOWN)),
     )
 
 
 def _with_since(store: Store, p: Problem, changed: Mapping[tuple[str, str], float],
                 now: float) -> Problem:
+    if p.since is not None:
+        return p
     since = _since(store, p, changed, now)
     return p if since is None else Problem(
         p.level, p.alert, p.problem, p.business_id, p.waba_id, p.waba_name, p.phone_number_id,
@@ -572,25 +794,12 @@ def _field_changes(recent: Iterable[Transition]) -> dict[tuple[str, str], float]
     return out
 
 
-def _waba(store: Store, cache: PageCache, state: WabaState,
-          now: float) -> tuple[WabaRow, list[Problem]]:
-    derived = cache.derived(state)
+def _waba_row(store: Store, seen: _WabaSeen, now: float) -> WabaRow:
+    state = seen.state
     node, facts = store.waba_node(state.waba_id), store.waba_facts(state.waba_id)
-    name = node.name if node else None
-    found: list[Problem] = []
-    for f in _waba_level(store, state, now):
-        if f.phone_number_id is None:
-            found.append(Problem(f.level, alert_of(f.problem), f.problem, f.business_id,
-                                 f.waba_id, name))
-            continue
-        number = next((n for n in state.numbers if n.id == f.phone_number_id), None)
-        if number is not None:
-            found.append(_number_problem(f, number, name))
-    found.extend(_number_problem(f, n, name) for f, n in derived.findings)
-    live = [p for p in found if not p.sandbox]
-    row = WabaRow(
-        waba_id=state.waba_id, business_id=state.business_id, name=name, via=state.via,
-        up=state.up, polled=state.polled, stale=state.up and _is_stale(state, now),
+    return WabaRow(
+        waba_id=state.waba_id, business_id=state.business_id, name=seen.name, via=state.via,
+        up=state.up, polled=state.polled, stale=seen.stale is not None,
         last_success=state.last_success, last_error=state.last_error,
         review_status=review_status(node, facts),
         ban_state=facts.ban_state if facts else None,
@@ -599,21 +808,20 @@ def _waba(store: Store, cache: PageCache, state: WabaState,
         can_send_message=node.can_send_message if node else None,
         template_problems=tuple(t for t in store.effective_templates(state.waba_id)
                                 if t.problem),
-        numbers=len(state.numbers), numbers_by_status=derived.by_status,
-        critical=sum(1 for p in live if p.level is Level.CRITICAL),
-        warning=sum(1 for p in live if p.level is Level.WARNING),
+        numbers=len(state.numbers), numbers_by_status=seen.derived.by_status,
+        critical=seen.critical, warning=seen.warning,
     )
-    return row, found
 
 
-def _business_row(summary: BusinessSummary, rows: list[WabaRow], fold: bool,
-                  key: tuple[int, int, str]) -> BusinessRow:
-    if not fold and len(rows) <= ALL_WABAS_UP_TO:
-        return BusinessRow(summary, -key[0], -key[1], tuple(rows), 0)
-    noteworthy = sorted((r for r in rows if r.noteworthy),
+def _business_row(store: Store, summary: BusinessSummary, seen: tuple[_WabaSeen, ...], fold: bool,
+                  key: tuple[int, int, str], now: float) -> BusinessRow:
+    if not fold:
+        rows = tuple(_waba_row(store, s, now) for s in seen)
+        return BusinessRow(summary, -key[0], -key[1], rows, 0)
+    noteworthy = sorted((r for r in (_waba_row(store, s, now) for s in seen) if r.noteworthy),
                         key=lambda r: (-r.critical, -r.warning, r.waba_id))
     shown = tuple(noteworthy[:WABAS_SHOWN])
-    return BusinessRow(summary, -key[0], -key[1], shown, len(rows) - len(shown))
+    return BusinessRow(summary, -key[0], -key[1], shown, len(seen) - len(shown))
 
 
 def _change(store: Store, t: Transition) -> Change:

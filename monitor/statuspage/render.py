@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from monitor import __version__
 from monitor.check import Level
@@ -172,7 +172,7 @@ def _counts(row: WabaRow) -> str:
     for status, count in sorted(row.numbers_by_status.items(),
                                 key=lambda kv: (kv[0] != "CONNECTED", kv[0])):
         cls = "ok" if status == "CONNECTED" else "critical"
-        href = link({"q": f"waba:{row.waba_id} status:{status}"}, "results")
+        href = esc(f"/?q=waba%3A{quote(row.waba_id)}+status%3A{quote(status)}#results")
         parts.append(f'<a class="{cls}" href="{href}">{count:,} {esc(status)}</a>')
     return " · ".join(parts)
 
