@@ -62,16 +62,16 @@ def _level(level: Level) -> str:
 
 
 def _where(p: Problem) -> str:
-    parts: list[str] = []
+    """The number (display number and verified name) on top, its WABA and business below."""
+    top = ""
     if p.phone_number_id:
-        number = esc(p.display_phone_number or p.phone_number_id)
         name = f' <span class="name">{esc(p.verified_name)}</span>' if p.verified_name else ""
-        parts.append(f'<span class="number">{number}</span>{name}')
+        number = esc(p.display_phone_number or p.phone_number_id)
+        top = f'<span class="number">{number}</span>{name}<br>'
+    waba = ""
     if p.waba_id:
-        named = f" {esc(p.waba_name)}" if p.waba_name else ""
-        parts.append(f'<span class="id">WABA {esc(p.waba_id)}</span>{named}')
-    parts.append(f'<span class="id">business {esc(p.business_id)}</span>')
-    return " · ".join(parts)
+        waba = f"WABA {esc(p.waba_id)}" + (f" {esc(p.waba_name)}" if p.waba_name else "") + " · "
+    return f'{top}<span class="id">{waba}business {esc(p.business_id)}</span>'
 
 
 def _problem_rows(problems: Iterable[Problem], now: float) -> str:
