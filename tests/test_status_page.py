@@ -3,6 +3,7 @@ escaping, the CSP, the JSON shape, and that every problem links to a real runboo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -366,3 +367,27 @@ async def test_the_json_twin_has_the_documented_shape(view: StatusView,
         "q": "banned", "page": 1, "pages": 1, "page_size": model.PAGE_SIZE, "total": 1}
     assert search["numbers"][0]["problems"] == ["status BANNED"]
     assert to_json(page(view.store))["data"]["search"]["total"] == 0  # no query: no rows
+
+
+def _shape(value: Any) -> Any:
+    """Keys all the way down (first item of each list): what the README's example pins."""
+    if isinstance(value, dict):  # counts by status are keyed by data, not by the shape
+        return {k: {} if k == "numbers_by_status" else _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def test_the_readmes_json_example_has_the_served_shape() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### `/api/v1/status`", 1)[1]
+    example = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    store = fleet(3, 1, bad={1: {"status": "BANNED"}})
+    state = store.wabas()[0]
+    store.put_templates(state.waba_id, (Template("41", "promo", "en_US", "REJECTED"),),
+                        at=NOW)
+    store.recent.appendleft(Transition(NOW, "10000", state.waba_id, "300000000000001",
+                                       "status", "CONNECTED", "BANNED"))
+    served = to_json(build(store, PageCache(), NOW, query="banned"))
+    served["data"]["sandbox"] = []
+    assert _shape(example) == _shape(served)
