@@ -3,9 +3,11 @@
 One model feeds both the HTML and the JSON, so the two cannot disagree. The problems are the
 findings of ``monitor.check`` (the rules of the shipped alerts), each tied to its alert's
 runbook entry. Everything per number is derived once per WABA poll (a ``WabaState`` is
-immutable and replaced by each poll) and kept in a :class:`PageCache`; a request then only
-walks those derived values, so a 50,000-number fleet costs a linear scan, not a re-check of
-every number. Lists that grow with the fleet are bounded: the page stays small at any size.
+immutable and replaced by each poll) and summed once per change of a business, in a
+:class:`PageCache`; a request checks by identity that nothing changed and no time boundary
+passed, so it costs a walk over the WABAs, not a re-check of every number (the filter alone
+scans the numbers, skipping WABAs whose text rules them out). Lists that grow with the fleet
+are bounded: the page stays small at any size.
 """
 
 from __future__ import annotations
