@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import time
 import urllib.request
@@ -290,3 +291,14 @@ def test_the_filter_finds_a_number_by_name_in_a_10000_number_fleet(
         assert len(browser.page_source.encode()) < 200_000
     finally:
         stop_stack(stack)
+
+
+def test_in_ci_a_missing_browser_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "none")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium-driver"):
+        _driver()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"needs .*none"):
+        _driver()
