@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, cast
@@ -187,6 +187,13 @@ def test_per_number_checks_run_once_per_poll_not_per_request(
                              up=True, polled=True, last_success=NOW))
     assert [x.problem for x in build(store, cache, NOW).problems] == ["status BANNED"]
     assert len(calls) == 110  # only the re-polled WABA was checked again
+    # A poll that changed nothing (new but equal objects) is not checked again either.
+    for state in store.wabas():
+        store.put_waba(WabaState(state.business_id, state.waba_id,
+                                 numbers=tuple(replace(n) for n in state.numbers), up=True,
+                                 polled=True, last_success=NOW + 60))
+    assert [x.problem for x in build(store, cache, NOW + 60).problems] == ["status BANNED"]
+    assert len(calls) == 110
 
 
 def test_cached_sums_follow_the_clock_and_webhook_facts() -> None:
@@ -199,6 +206,12 @@ def test_cached_sums_follow_the_clock_and_webhook_facts() -> None:
     # Nothing changed in the store, but time passed: the data is stale now.
     (stale,) = build(store, cache, NOW + 400).problems
     assert stale.alert == "WhatsAppMonitorDataStale" and stale.since == NOW - 5
+    assert '<span class="warning">stale</span>, last success' in render(
+        build(store, cache, NOW + 400))
+    # A poll that succeeds again (equal numbers) clears it without recomputing anything.
+    store.put_waba(WabaState(first.business_id, first.waba_id, numbers=first.numbers, up=True,
+                             polled=True, last_success=NOW + 390, interval=60.0))
+    assert build(store, cache, NOW + 400).problems_total == 0
     # A restriction told by webhook shows at once and goes when it ends.
     store.put_waba_facts(first.waba_id, apply_account_update(WabaFacts(), {
         "event": "ACCOUNT_RESTRICTION", "restriction_info": [

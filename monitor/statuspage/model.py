@@ -346,9 +346,13 @@ class PageCache:
 
     def derived(self, state: WabaState, name: str | None) -> _Derived:
         cached = self._derived.get(state.waba_id)
-        if cached is not None and cached[0].numbers is state.numbers and \
-                cached[0].business_id == state.business_id and cached[1].name == name:
-            return cached[1]
+        if cached is not None and cached[0].business_id == state.business_id and \
+                cached[1].name == name:
+            if cached[0].numbers is state.numbers:
+                return cached[1]
+            if cached[0].numbers == state.numbers:  # the usual poll: nothing changed
+                self._derived[state.waba_id] = (state, cached[1])
+                return cached[1]
         found = [(f, n) for n in state.numbers
                  for f in number_findings(state.business_id, state.waba_id, n)]
         problems_of: dict[str, tuple[str, ...]] = {}
@@ -373,16 +377,15 @@ class PageCache:
         self._derived[state.waba_id] = (state, derived)
         return derived
 
-    def account(self, store: Store, state: WabaState, name: str | None,
+    def account(self, store: Store, state: WabaState, derived: _Derived,
                 identity_required: bool, now: float) -> tuple[_Tally, float]:
-        waba_id = state.waba_id
+        waba_id, name = state.waba_id, derived.name
         facts = store.waba_facts(waba_id)
-        key = (state, name, store.waba_node(waba_id), facts, store.templates(waba_id),
-               store.subscription(waba_id), store.number_settings(waba_id) or None,
-               identity_required)
+        key = (derived, state.up, state.last_error, store.waba_node(waba_id), facts,
+               store.templates(waba_id), store.subscription(waba_id),
+               store.number_settings(waba_id) or None, identity_required)
         cached = self._accounts.get(waba_id)
-        if cached is not None and now < cached.until and len(cached.key) == len(key) and \
-                all(x is y for x, y in zip(cached.key, key, strict=True)):
+        if cached is not None and now < cached.until and _same(cached.key, key):
             return cached.tally, cached.until
         numbers = {n.id: n for n in state.numbers}
         problems = []
@@ -402,10 +405,9 @@ class PageCache:
 
     def business(self, store: Store, summary: BusinessSummary, states: list[WabaState],
                  now: float) -> _Business:
-        key = _business_key(store, summary, states)
+        key = _business_key(self, store, summary, states, now)
         cached = self._businesses.get(summary.business_id)
-        if cached is not None and now < cached.until and len(cached.key) == len(key) and \
-                all(x is y for x, y in zip(cached.key, key, strict=True)):
+        if cached is not None and now < cached.until and _same(cached.key, key):
             return cached
         fresh = _aggregate(store, self, summary, states, key, now)
         self._businesses[summary.business_id] = fresh
@@ -420,6 +422,12 @@ class PageCache:
         if len(self._businesses) > len(store.businesses()):
             for business_id in [b for b in self._businesses if store.summary(b) is None]:
                 del self._businesses[business_id]
+
+
+def _same(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
+    """Keys match: the same objects, or (for values rebuilt on each poll) equal ones."""
+    return len(old) == len(new) and all(
+        x is y or x == y for x, y in zip(old, new, strict=True))
 
 
 def _onboarded_at(o: Onboarded) -> float:
@@ -597,13 +605,12 @@ def _number_problem(f: Finding, n: PhoneNumber, waba_name: str | None) -> Proble
 
 
 # --- the page -----------------------------------------------------------------------------------
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _WabaSeen:
-    state: WabaState
+    waba_id: str
     name: str | None
     derived: _Derived
     account: _Tally
-    stale: Problem | None
 
     @property
     def critical(self) -> int:
@@ -611,7 +618,7 @@ class _WabaSeen:
 
     @property
     def warning(self) -> int:
-        return self.derived.tally.warning + self.account.warning + (self.stale is not None)
+        return self.derived.tally.warning + self.account.warning
 
 
 def _stale_problem(state: WabaState, name: str | None, now: float) -> Problem | None:
@@ -625,7 +632,8 @@ def _stale_problem(state: WabaState, name: str | None, now: float) -> Problem | 
 @dataclass(frozen=True, slots=True)
 class _Business:
     """A business and its WABAs added up for the page; reused while none of what it was
-    made from changed and no time boundary (restriction end, staleness, 24 h window) passed."""
+    made from changed and no time boundary (restriction end, 24 h window) passed. Poll times
+    (last success, staleness) change on every poll and are read per request instead."""
 
     key: tuple[object, ...]
     until: float
@@ -638,19 +646,21 @@ class _Business:
     by_status: Mapping[str, int]
     wabas_up: int
     numbers: int
-    last_success: float | None
     onboarded: tuple[Onboarded, ...]
     pending: tuple[Onboarded, ...]
 
 
-def _business_key(store: Store, summary: BusinessSummary,
-                  states: list[WabaState]) -> tuple[object, ...]:
+def _business_key(cache: PageCache, store: Store, summary: BusinessSummary,
+                  states: list[WabaState], now: float) -> tuple[object, ...]:
+    """What a business's sums come from: its summary, and per WABA its derived values and
+    own findings (each cached, and reused across polls that changed nothing), up, polled."""
     key: list[object] = [summary]
     for state in states:
-        waba_id = state.waba_id
-        key += (state, store.waba_node(waba_id), store.waba_facts(waba_id),
-                store.templates(waba_id), store.subscription(waba_id),
-                store.number_settings(waba_id) or None)
+        node = store.waba_node(state.waba_id)
+        derived = cache.derived(state, node.name if node else None)
+        account, _ = cache.account(store, state, derived, summary.identity_check_required,
+                                   now)
+        key += (derived, account, state.up, state.polled)
     return tuple(key)
 
 
@@ -664,24 +674,16 @@ def _aggregate(store: Store, cache: PageCache, summary: BusinessSummary,
     by_status: dict[str, int] = {}
     onboarded: list[Onboarded] = []
     pending: list[Onboarded] = []
-    last_success: float | None = None
     for state in states:
         node = store.waba_node(state.waba_id)
-        name = node.name if node else None
-        derived = cache.derived(state, name)
-        account, until = cache.account(store, state, name, summary.identity_check_required,
-                                       now)
+        derived = cache.derived(state, node.name if node else None)
+        account, until = cache.account(store, state, derived,
+                                       summary.identity_check_required, now)
         ends.append(until)
-        stale = _stale_problem(state, name, now)
-        if state.up and state.last_success is not None and state.interval is not None:
-            ends.append(state.last_success + max(STALE_AFTER_INTERVALS * state.interval,
-                                                 STALE_AT_LEAST))
-        seen.append(_WabaSeen(state, name, derived, account, stale))
-        tallies += [derived.tally, account] + ([_tally((stale,))] if stale else [])
+        seen.append(_WabaSeen(state.waba_id, derived.name, derived, account))
+        tallies += [derived.tally, account]
         for status, count in derived.by_status.items():
             by_status[status] = by_status.get(status, 0) + count
-        if state.last_success is not None:
-            last_success = max(last_success or 0.0, state.last_success)
         onboarded.extend(derived.onboarded)
         pending.extend(derived.pending)
     by_alert: dict[tuple[str, Level], int] = {}
@@ -695,7 +697,6 @@ def _aggregate(store: Store, cache: PageCache, summary: BusinessSummary,
         critical=sum(t.critical for t in tallies), warning=sum(t.warning for t in tallies),
         by_alert=by_alert, seen=tuple(seen), by_status=by_status,
         wabas_up=sum(s.up for s in states), numbers=sum(len(s.numbers) for s in states),
-        last_success=last_success,
         onboarded=tuple(heapq.nlargest(RECENTLY_ONBOARDED, onboarded, key=_onboarded_at)),
         pending=tuple(pending))
 
@@ -716,10 +717,25 @@ def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, que
     pending: list[Onboarded] = []
     onboarded: list[tuple[Onboarded, ...]] = []
     by_business: dict[str, list[WabaState]] = {}
+    stale: list[Keyed] = []
+    stale_in: dict[str, int] = {}
     for state in store.wabas():
         by_business.setdefault(state.business_id, []).append(state)
         wabas_total += 1
         polled += state.polled
+        if state.last_success is not None:
+            last_success = max(last_success or 0.0, state.last_success)
+        if state.up and _is_stale(state, now):  # poll times: read per request, not cached
+            node = store.waba_node(state.waba_id)
+            problem = _stale_problem(state, node.name if node else None, now)
+            if problem is not None:
+                stale.append((problem.sort_key(), problem))
+                stale_in[state.business_id] = stale_in.get(state.business_id, 0) + 1
+                by_alert[(problem.alert, problem.level)] = by_alert.get(
+                    (problem.alert, problem.level), 0) + 1
+    stale.sort(key=_first)
+    live.append(tuple(stale))
+    warning += len(stale)
     for summary in store.summaries():
         states = by_business.get(summary.business_id, [])
         agg = cache.business(store, summary, states, now)
@@ -733,12 +749,10 @@ def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, que
             fleet_status[status] = fleet_status.get(status, 0) + count
         wabas_up += agg.wabas_up
         numbers_total += agg.numbers
-        if agg.last_success is not None:
-            last_success = max(last_success or 0.0, agg.last_success)
         onboarded.append(agg.onboarded)
         pending.extend(agg.pending)
-        businesses.append(((-agg.critical, -agg.warning, summary.business_id), summary,
-                           agg.seen))
+        businesses.append(((-agg.critical, -agg.warning - stale_in.get(summary.business_id, 0),
+                            summary.business_id), summary, agg.seen))
     total = critical + warning
     pages = max(1, -(-total // PROBLEMS_SHOWN))
     ppage = min(max(1, problems_page), pages)
@@ -747,6 +761,7 @@ def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, que
                                             start + PROBLEMS_SHOWN)]
     apart = [p for _, p in itertools.islice(heapq.merge(*sandbox, key=_first), PROBLEMS_SHOWN)]
     changed = _field_changes(store.recent)
+    stale_ids = {p.waba_id for _, p in stale}
     fold = wabas_total > ALL_WABAS_UP_TO
     businesses.sort(key=lambda r: r[0])
     templates = [TemplateRow(w.waba_id, t) for w in store.wabas()
@@ -761,7 +776,7 @@ def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, que
                                        key=lambda r: (-int(r[1]), _RANK.get(r[0], 99)))),
         critical=critical, warning=warning,
         sandbox=tuple(_with_since(store, p, changed, now) for p in apart),
-        businesses=tuple(_business_row(store, summary, seen, fold, key, now)
+        businesses=tuple(_business_row(store, summary, seen, fold, key, stale_ids, now)
                          for key, summary, seen in businesses[:BUSINESSES_SHOWN]),
         businesses_total=len(businesses),
         wabas_total=wabas_total, wabas_up=wabas_up, numbers_total=numbers_total,
@@ -796,12 +811,16 @@ def _field_changes(recent: Iterable[Transition]) -> dict[tuple[str, str], float]
     return out
 
 
-def _waba_row(store: Store, seen: _WabaSeen, now: float) -> WabaRow:
-    state = seen.state
+def _waba_row(store: Store, seen: _WabaSeen, stale: set[str | None],
+              now: float) -> WabaRow | None:
+    state = store.waba(seen.waba_id)
+    if state is None:
+        return None
     node, facts = store.waba_node(state.waba_id), store.waba_facts(state.waba_id)
+    is_stale = state.waba_id in stale
     return WabaRow(
         waba_id=state.waba_id, business_id=state.business_id, name=seen.name, via=state.via,
-        up=state.up, polled=state.polled, stale=seen.stale is not None,
+        up=state.up, polled=state.polled, stale=is_stale,
         last_success=state.last_success, last_error=state.last_error,
         review_status=review_status(node, facts),
         ban_state=facts.ban_state if facts else None,
@@ -811,16 +830,17 @@ def _waba_row(store: Store, seen: _WabaSeen, now: float) -> WabaRow:
         template_problems=tuple(t for t in store.effective_templates(state.waba_id)
                                 if t.problem),
         numbers=len(state.numbers), numbers_by_status=seen.derived.by_status,
-        critical=seen.critical, warning=seen.warning,
+        critical=seen.critical, warning=seen.warning + is_stale,
     )
 
 
-def _business_row(store: Store, summary: BusinessSummary, seen: tuple[_WabaSeen, ...], fold: bool,
-                  key: tuple[int, int, str], now: float) -> BusinessRow:
+def _business_row(store: Store, summary: BusinessSummary, seen: tuple[_WabaSeen, ...],
+                  fold: bool, key: tuple[int, int, str], stale: set[str | None],
+                  now: float) -> BusinessRow:
+    rows = [r for r in (_waba_row(store, s, stale, now) for s in seen) if r is not None]
     if not fold:
-        rows = tuple(_waba_row(store, s, now) for s in seen)
-        return BusinessRow(summary, -key[0], -key[1], rows, 0)
-    noteworthy = sorted((r for r in (_waba_row(store, s, now) for s in seen) if r.noteworthy),
+        return BusinessRow(summary, -key[0], -key[1], tuple(rows), 0)
+    noteworthy = sorted((r for r in rows if r.noteworthy),
                         key=lambda r: (-r.critical, -r.warning, r.waba_id))
     shown = tuple(noteworthy[:WABAS_SHOWN])
     return BusinessRow(summary, -key[0], -key[1], shown, len(seen) - len(shown))
