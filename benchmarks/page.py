@@ -173,10 +173,9 @@ def report(results: dict[int, list[Row]], requests: int, load: str) -> str:
         "per-WABA cache, as the first page view after a poll does). *Wall* is the client's "
         "time per request over HTTP; *CPU* is the handler's own work (model, then HTML or "
         "JSON) timed in-process with `time.process_time`, which other work on the machine "
-        "disturbs less; the last row per size re-polls a sixth of the WABAs (new number "
-        "objects: what 10 s of 60 s polls replace) before each of its views, so it pays for "
-        "recomputing their per-WABA values and their businesses' sums, as a page left open "
-        f"with its 10 s refresh does. A shared 2-core machine (load average {load} at the "
+        "disturbs less; the last row per size re-polls a sixth of the WABAs before each of "
+        "its views (new, equal number objects: what 10 s of 60 s polls that found nothing "
+        "new replace), as a page left open with its 10 s refresh sees it. A shared 2-core machine (load average {load} at the "
         "start): wall times, p99 above all, are noisy.", "",
         "| numbers | URL | response size | wall p50 | wall p99 | CPU p50 | CPU p99 |",
         "|---:|---|---:|---:|---:|---:|---:|",
