@@ -175,8 +175,9 @@ def report(results: dict[int, list[Row]], requests: int, load: str) -> str:
         "JSON) timed in-process with `time.process_time`, which other work on the machine "
         "disturbs less; the last row per size re-polls a sixth of the WABAs before each of "
         "its views (new, equal number objects: what 10 s of 60 s polls that found nothing "
-        "new replace), as a page left open with its 10 s refresh sees it. A shared 2-core machine (load average {load} at the "
-        "start): wall times, p99 above all, are noisy.", "",
+        "new replace), as a page left open with its 10 s refresh sees it. A shared 2-core "
+        f"machine (load average {load} at the start): wall times, p99 above all, are "
+        "noisy.", "",
         "| numbers | URL | response size | wall p50 | wall p99 | CPU p50 | CPU p99 |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
