@@ -343,6 +343,7 @@ class PageCache:
         self._derived: dict[str, tuple[WabaState, _Derived]] = {}
         self._accounts: dict[str, _Account] = {}
         self._businesses: dict[str, _Business] = {}
+        self._confirmed: dict[str, tuple[object, ...]] = {}  # identities behind each sum
 
     def derived(self, state: WabaState, name: str | None) -> _Derived:
         cached = self._derived.get(state.waba_id)
@@ -405,12 +406,25 @@ class PageCache:
 
     def business(self, store: Store, summary: BusinessSummary, states: list[WabaState],
                  now: float) -> _Business:
-        key = _business_key(self, store, summary, states, now)
-        cached = self._businesses.get(summary.business_id)
-        if cached is not None and now < cached.until and _same(cached.key, key):
-            return cached
+        """The business's sums: reused at once when every object they came from is the very
+        one seen last time (nothing polled or told since), else when what changed is equal."""
+        business_id = summary.business_id
+        seen = _identities(store, summary, states)
+        cached = self._businesses.get(business_id)
+        if cached is not None and now < cached.until:
+            last = self._confirmed.get(business_id)
+            if last is not None and len(last) == len(seen) and all(
+                    x is y for x, y in zip(last, seen, strict=True)):
+                return cached
+            key = _business_key(self, store, summary, states, now)
+            if _same(cached.key, key):
+                self._confirmed[business_id] = seen
+                return cached
+        else:
+            key = _business_key(self, store, summary, states, now)
         fresh = _aggregate(store, self, summary, states, key, now)
-        self._businesses[summary.business_id] = fresh
+        self._businesses[business_id] = fresh
+        self._confirmed[business_id] = seen
         return fresh
 
     def prune(self, store: Store) -> None:
@@ -422,6 +436,7 @@ class PageCache:
         if len(self._businesses) > len(store.businesses()):
             for business_id in [b for b in self._businesses if store.summary(b) is None]:
                 del self._businesses[business_id]
+                self._confirmed.pop(business_id, None)
 
 
 def _same(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
@@ -648,6 +663,18 @@ class _Business:
     numbers: int
     onboarded: tuple[Onboarded, ...]
     pending: tuple[Onboarded, ...]
+
+
+def _identities(store: Store, summary: BusinessSummary,
+                states: list[WabaState]) -> tuple[object, ...]:
+    """Every object a business's sums are made from, compared by identity: the cheap check."""
+    out: list[object] = [summary]
+    for state in states:
+        waba_id = state.waba_id
+        out += (state, store.waba_node(waba_id), store.waba_facts(waba_id),
+                store.templates(waba_id), store.subscription(waba_id),
+                store.number_settings(waba_id) or None)
+    return tuple(out)
 
 
 def _business_key(cache: PageCache, store: Store, summary: BusinessSummary,
