@@ -883,8 +883,9 @@ def _change(store: Store, t: Transition) -> Change:
             t.phone_number_id
         if number is not None and number.verified_name:
             subject += f" ({number.verified_name})"
-    elif template_id:
-        subject = f"template {template_id}"
+    elif template_id:  # a template's change (Transition.template_id, template_name)
+        name = getattr(t, "template_name", None)
+        subject = f"template {name} ({template_id})" if name else f"template {template_id}"
     else:
         subject = f"WABA {t.waba_id}"
     return Change(t.at, t.business_id, t.waba_id, t.phone_number_id, template_id, subject,
