@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
@@ -98,6 +99,7 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
             after = await scrape(second.url)
             history = await scrape(second.url, "/api/v1/transitions?since=0")
             page = await scrape(second.url, "/")
+            status = json.loads(await scrape(second.url, "/api/v1/status"))
     finally:
         world.clear_faults()
         await runner.cleanup()
@@ -115,8 +117,10 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
     assert changed == metric_values(
         before, "whatsapp_phone_number_status_last_change_timestamp_seconds")
     assert '"field": "status"' in history and '"new": "FLAGGED"' in history
-    latest = page.split("Latest changes", 1)[1]
-    assert number in latest and "FLAGGED" in latest
+    latest = page.split("Recent changes", 1)[1]
+    assert "FLAGGED" in latest
+    assert any(c["phone_number_id"] == number and c["new"] == "FLAGGED"
+               for c in status["data"]["changes"])
 
 
 async def test_transitions_api_validates_its_parameters(tmp_path: Path) -> None:
