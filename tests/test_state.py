@@ -99,7 +99,7 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
             after = await scrape(second.url)
             history = await scrape(second.url, "/api/v1/transitions?since=0")
             page = await scrape(second.url, "/")
-            status = json.loads(await scrape(second.url, "/api/v1/status"))
+            api = json.loads(await scrape(second.url, "/api/v1/status"))
     finally:
         world.clear_faults()
         await runner.cleanup()
@@ -120,7 +120,7 @@ async def test_restart_serves_last_snapshot_and_learned_cap_before_polling(
     latest = page.split("Recent changes", 1)[1]
     assert "FLAGGED" in latest
     assert any(c["phone_number_id"] == number and c["new"] == "FLAGGED"
-               for c in status["data"]["changes"])
+               for c in api["data"]["changes"])
 
 
 async def test_transitions_api_validates_its_parameters(tmp_path: Path) -> None:
