@@ -328,6 +328,9 @@ class StateWriter:
         self._clock = clock
         self._pending: dict[str, WabaState] = {}
         self._removed: set[str] = set()
+        # Freshness-only states held back by ``refresh``: written at the final flush, so a
+        # clean stop leaves the file as fresh as memory (only kill -9 loses them).
+        self._deferred: dict[str, WabaState] = {}
         # What was last handed over for writing, per WABA, and when.
         self._written: dict[str, tuple[WabaState, float]] = {}
         self.lock = asyncio.Lock()  # one write at a time, in the order they were asked for
@@ -356,11 +359,14 @@ class StateWriter:
             last = self._written.get(state.waba_id)
             if last is not None and self._clock() - last[1] < self.refresh \
                     and only_fresher(last[0], state):
+                self._deferred[state.waba_id] = state
                 return
+        self._deferred.pop(state.waba_id, None)
         self._pending[state.waba_id] = state
 
     def on_remove(self, waba_id: str) -> None:
         self._pending.pop(waba_id, None)
+        self._deferred.pop(waba_id, None)
         self._written.pop(waba_id, None)
         self._removed.add(waba_id)
 
@@ -368,8 +374,17 @@ class StateWriter:
     def dirty(self) -> bool:
         return bool(self._pending or self._removed)
 
-    def take(self) -> tuple[list[WabaState], list[str]]:
-        """Hand over what is pending and start a new batch (called on the event loop)."""
+    @property
+    def deferred(self) -> int:
+        """Freshness-only states held back until their ``refresh`` time or the stop."""
+        return len(self._deferred)
+
+    def take(self, *, final: bool = False) -> tuple[list[WabaState], list[str]]:
+        """Hand over what is pending and start a new batch (called on the event loop); the
+        ``final`` one (at stop) includes the held-back freshness-only states."""
+        if final:
+            self._pending = {**self._deferred, **self._pending}
+            self._deferred = {}
         now = self._clock()
         for state in self._pending.values():
             self._written[state.waba_id] = (state, now)
@@ -389,10 +404,10 @@ async def flushing(writer: StateWriter, *, interval: float = FLUSH_INTERVAL,
     """Write the writer's batches every ``interval`` while the body runs, and once more at
     the end, in a worker thread (the aiohttp ``cleanup_ctx`` lifecycle as a context)."""
 
-    async def flush() -> None:
+    async def flush(*, final: bool = False) -> None:
         async with writer.lock:
-            if writer.dirty:
-                batch = writer.take()
+            if writer.dirty or (final and writer.deferred):
+                batch = writer.take(final=final)
                 await asyncio.to_thread(writer.write, batch, clock())
 
     async def forever() -> None:
@@ -408,6 +423,6 @@ async def flushing(writer: StateWriter, *, interval: float = FLUSH_INTERVAL,
             yield
     finally:
         try:
-            await flush()
+            await flush(final=True)
         except Exception:
             log.exception("state_write_failed")

@@ -67,6 +67,25 @@ def test_freshness_is_written_at_most_every_refresh_interval(tmp_path: Path) -> 
     db.close()
 
 
+async def test_a_clean_stop_writes_the_held_back_freshness(tmp_path: Path) -> None:
+    """Only kill -9 loses the freshness held back: the final flush writes it."""
+    from monitor.state import flushing
+
+    now = [0.0]
+    db = StateDB(tmp_path)
+    writer = StateWriter(db, retention=86_400, refresh=300.0, clock=lambda: now[0])
+    state = WabaState("b", "w", numbers=NUMBERS, up=True, polled=True, last_success=100.0)
+    async with flushing(writer, interval=3600.0, clock=lambda: 1_000.0):
+        writer.on_change(state, [])
+        writer.write(writer.take(), 1_000.0)
+        now[0] = 60.0
+        writer.on_change(polled(state, 160.0), [])
+        assert not writer.dirty and writer.deferred == 1
+        assert db.wabas()[0].last_success == 100.0  # held back while running
+    assert db.wabas()[0].last_success == 160.0  # written at the stop
+    db.close()
+
+
 async def test_a_committed_change_is_not_written_again_by_the_batch(tmp_path: Path) -> None:
     db = StateDB(tmp_path)
     writer = StateWriter(db, retention=86_400, clock=lambda: 0.0)
