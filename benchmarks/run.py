@@ -208,15 +208,22 @@ def fleet_config(businesses: int, sim_url: str, path: Path, state: Path, *,
     return sum(len(b.wabas) for b in scenario.businesses)
 
 
-def wait_templates(proc: Any, log_path: Path, sim_url: str, wabas: int,
-                   timeout: float = 900.0) -> None:
-    """Wait until every WABA's templates have been read once (one page each at 20 a WABA)."""
+def wait_cycle(proc: Any, log_path: Path, sim_url: str, wabas: int, templates: bool,
+               timeout: float = 900.0) -> None:
+    """Wait until the first cycle's per-WABA reads are done: every WABA's node and
+    subscriptions read once (after the first poll), and its templates when they are on (one
+    page each at 20 a WABA). A quiet spell alone is not enough: on a busy machine the daemon
+    can pause for seconds between them."""
+    wanted = {"waba": wabas, "subscribed_apps": wabas}
+    if templates:
+        wanted["message_templates"] = wabas
+
     def done() -> bool:
         alive(proc, "daemon", log_path)
         by_path = http_json(f"{sim_url}/_bench/timing")["by_path"]
-        return int(by_path.get("message_templates", 0)) >= wabas
+        return all(int(by_path.get(k, 0)) >= n for k, n in wanted.items())
 
-    wait_until(done, timeout, "the first template poll", interval=0.5)
+    wait_until(done, timeout, "the first cycle's WABA reads", interval=0.5)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -340,10 +347,8 @@ def measure_daemon(children: Children, sim_url: str, config: Path, work: Path,
         if recorder is not None:
             log(f"profile: {recorder.stop()}")
             recorder = None
+        wait_cycle(proc, log_path, sim_url, size.wabas, bool(args.templates))
         settle(sim_url)
-        if args.templates:
-            wait_templates(proc, log_path, sim_url, size.wabas)
-            settle(sim_url)
         timing = http_json(f"{sim_url}/_bench/timing")
         # The whole first cycle: the poll, WABA/business/subscription reads, one template poll
         # (the settle's quiet seconds are in it: an idle daemon costs next to nothing).
