@@ -28,10 +28,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks import run as bench
 from benchmarks.procs import Children
 from benchmarks.report import Measured, SizeResult, load_average, machine, write_output
+from benchmarks.scrape import ScrapeStats
 
 BEGIN, END = "<!-- templates:begin -->", "<!-- templates:end -->"
 MODES = ("off", "problems", "all")
@@ -138,6 +140,24 @@ def report(runs: dict[int, dict[str, SizeResult]], command: str, started: dt.dat
     return "\n".join(lines)
 
 
+def _measured(raw: dict[str, Any] | None) -> Measured | None:
+    if raw is None:
+        return None
+    scrapes = {k: ScrapeStats(**raw[k]) if raw.get(k) else None for k in ("plain", "gzip")}
+    return Measured(**{**raw, **scrapes})
+
+
+def load_runs(path: Path) -> dict[int, dict[str, SizeResult]]:
+    """Runs written by ``--json``, to complete them with a re-run of some modes."""
+    out: dict[int, dict[str, SizeResult]] = {}
+    for numbers, by_mode in json.loads(path.read_text()).items():
+        for mode, raw in by_mode.items():
+            size = SizeResult(**{**raw, "daemon": _measured(raw.get("daemon")),
+                                 "baseline": _measured(raw.get("baseline"))})
+            out.setdefault(int(numbers), {})[mode] = size
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.templates", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,7 +171,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=bench.REPO / "BENCHMARKS.md")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="which runs, of off,problems,all (default all three)")
+    parser.add_argument("--merge", type=Path, default=None, metavar="JSON",
+                        help="start from the runs of an earlier --json and replace the ones "
+                             "measured now (e.g. re-run one mode)")
     args = parser.parse_args(argv)
+    args.mode_list = [m for m in args.modes.split(",") if m]
+    if not args.mode_list or set(args.mode_list) - set(MODES):
+        parser.error(f"--modes: a list of {', '.join(MODES)}")
     args.size_list = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     if args.templates < 1:
         parser.error("--templates: at least 1 (the off column is measured anyway)")
@@ -168,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="waba-bench-templates-"))
     version = bench.snapshot_source(work)
     bench.log(f"work directory {work}; monitor/ at {version}")
-    runs: dict[int, dict[str, SizeResult]] = {}
+    runs = load_runs(args.merge) if args.merge is not None else {}
     ok = False
     try:
         with Children() as children:
             for numbers in args.size_list:
-                for mode in MODES:
+                for mode in (m for m in MODES if m in args.mode_list):
                     sub = argparse.Namespace(**vars(args))
                     sub.templates = 0 if mode == "off" else args.templates
                     sub.template_series = "problems" if mode == "off" else mode

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from benchmarks import steady
 from benchmarks.report import Measured, SizeResult, write_output
+from benchmarks.scrape import ScrapeStats
 from benchmarks.simulator import path_kind
 from benchmarks.steady import Sample, SteadyResult, per_hour, window_shares
-from benchmarks.templates import per_waba_hour, table
+from benchmarks.templates import load_runs, per_waba_hour, table
 from monitor.simulator import generate_scenario
 from monitor.simulator.templates import STATUSES
 
@@ -119,7 +121,7 @@ def test_generated_templates_are_mostly_healthy_with_every_status() -> None:
                                                                   "RED"}
 
 
-def test_templates_table_shows_change_from_off() -> None:
+def test_templates_table_shows_change_from_off(tmp_path: Path) -> None:
     def size(series: int, templates: int, cpu: float) -> SizeResult:
         m = Measured(requests=2000, requests_by_endpoint={"message_templates": templates},
                      cycle_cpu=cpu, series=series, poll_cpu=2.0, poll_wall=8.0)
@@ -132,6 +134,12 @@ def test_templates_table_shows_change_from_off() -> None:
     assert "| Series per scrape (extra) | 500,000 | 520,000 (+20,000) |" in text
     assert "| Whole first cycle: CPU s (templates' extra) | 3.00 | 3.50 (+0.50) |" in text
     assert per_waba_hour(2000, 2000) == pytest.approx(4.0)
+    # A --json file loads back into the same runs (to merge a re-run of one mode).
+    saved = tmp_path / "runs.json"
+    runs[10_000]["off"].daemon.gzip = ScrapeStats("gzip", 5, 1.0, 2.0, 3.0, 4.0, 5)  # type: ignore[union-attr]
+    saved.write_text(json.dumps({n: {m: asdict(r) for m, r in by.items()}
+                                 for n, by in runs.items()}))
+    assert load_runs(saved) == runs
 
 
 def test_write_output_adds_a_section_before_a_later_one_then_replaces_it(tmp_path: Path) -> None:
