@@ -304,7 +304,9 @@ def settle(sim_url: str, quiet: float = 2.0, limit: float = 300.0) -> None:
     deadline = time.monotonic() + limit
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        count = http_json(f"{sim_url}/_bench/timing")["requests"]
+        # Settings reads trickle all day (each number once per settings_interval): not counted.
+        by_path = http_json(f"{sim_url}/_bench/timing")["by_path"]
+        count = sum(int(n) for k, n in by_path.items() if k != "settings")
         if count != last:
             last, since = count, time.monotonic()
         elif time.monotonic() - since >= quiet:

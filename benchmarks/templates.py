@@ -54,6 +54,16 @@ def template_requests(m: Measured) -> int:
     return m.requests_by_endpoint.get(TEMPLATE_ENDPOINT, 0)
 
 
+CUT = "— (cut short)"
+
+
+def complete(size: SizeResult, m: Measured) -> bool:
+    """Whether the measured first cycle read every WABA's node and subscriptions (runs
+    before that check existed could end at a quiet spell in the middle of those reads)."""
+    by = m.requests_by_endpoint
+    return all(by.get(k, 0) >= size.wabas for k in ("waba", "subscribed_apps"))
+
+
 def per_waba_hour(requests: int, wabas: int, interval: float = DEFAULT_TEMPLATE_INTERVAL) -> float:
     """Template requests an hour per WABA when one poll costs ``requests`` over ``wabas``."""
     return requests / wabas * 3600 / interval if wabas else 0.0
@@ -91,8 +101,11 @@ def table(runs: dict[int, dict[str, SizeResult]]) -> list[str]:
         lambda s, m, b: f"{m.poll_wall:.2f}" if b is None else _delta(m.poll_wall, b.poll_wall, ""))
     row("Number poll: CPU s",
         lambda s, m, b: f"{m.poll_cpu:.2f}" if b is None else _delta(m.poll_cpu, b.poll_cpu, ""))
+    row("Whole first cycle: wall s",
+        lambda s, m, b: f"{m.cycle_wall:.0f}" if complete(s, m) else CUT)
     row("Whole first cycle: CPU s (templates' extra)",
-        lambda s, m, b: f"{m.cycle_cpu:.2f}" if b is None else _delta(m.cycle_cpu, b.cycle_cpu, ""))
+        lambda s, m, b: CUT if not complete(s, m) else f"{m.cycle_cpu:.2f}"
+        if b is None or not complete(s, b) else _delta(m.cycle_cpu, b.cycle_cpu, ""))
     row("Series per scrape (extra)",
         lambda s, m, b: f"{m.series:,}" if b is None
         else f"{m.series:,} ({m.series - b.series:+,})")

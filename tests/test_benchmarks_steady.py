@@ -123,7 +123,8 @@ def test_generated_templates_are_mostly_healthy_with_every_status() -> None:
 
 def test_templates_table_shows_change_from_off(tmp_path: Path) -> None:
     def size(series: int, templates: int, cpu: float) -> SizeResult:
-        m = Measured(requests=2000, requests_by_endpoint={"message_templates": templates},
+        reads = {"message_templates": templates, "waba": 2000, "subscribed_apps": 2000}
+        m = Measured(requests=2000, requests_by_endpoint=reads,
                      cycle_cpu=cpu, series=series, poll_cpu=2.0, poll_wall=8.0)
         return SizeResult(numbers=10_000, businesses=200, wabas=2000, minimum_requests=2000,
                           latency=0.05, daemon=m)
@@ -134,6 +135,10 @@ def test_templates_table_shows_change_from_off(tmp_path: Path) -> None:
     assert "| Series per scrape (extra) | 500,000 | 520,000 (+20,000) |" in text
     assert "| Whole first cycle: CPU s (templates' extra) | 3.00 | 3.50 (+0.50) |" in text
     assert per_waba_hour(2000, 2000) == pytest.approx(4.0)
+    # A cycle that ended before every WABA's subscriptions were read is not compared.
+    runs[10_000]["problems"].daemon.requests_by_endpoint["subscribed_apps"] = 5  # type: ignore[union-attr]
+    assert "| 3.00 | — (cut short) |" in "\n".join(table(runs))
+    runs[10_000]["problems"].daemon.requests_by_endpoint["subscribed_apps"] = 2000  # type: ignore[union-attr]
     # A --json file loads back into the same runs (to merge a re-run of one mode).
     saved = tmp_path / "runs.json"
     runs[10_000]["off"].daemon.gzip = ScrapeStats("gzip", 5, 1.0, 2.0, 3.0, 4.0, 5)  # type: ignore[union-attr]
