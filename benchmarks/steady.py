@@ -451,7 +451,7 @@ def measure(children: Children, numbers: int, work: Path,
                 return ready.get("/-/ready")[0] == 200
             return False
 
-        wait_until(is_ready, max(600.0, numbers / 50), "the first full poll", interval=0.5)
+        wait_until(is_ready, max(900.0, numbers / 20), "the first full poll", interval=0.5)
         ready.close()
         first = bench.http_json(f"{sim_url}/_bench/timing")["first_request"]
         result.first_poll_wall = time.time() - first if first else math.nan
