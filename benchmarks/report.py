@@ -46,6 +46,9 @@ class Measured:
     series: int = 0
     rss_after_scrapes_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    cycle_cpu: float = 0.0  # first request to the end of the first cycle (templates included)
+    cycle_wall: float = 0.0
+    rss_after_cycle_mb: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -154,6 +157,8 @@ ROWS: tuple[tuple[str, Cell], ...] = (
     ("… bound: requests x latency / in flight (16; baseline 1)", lambda s, m: _t(s.bound(m))),
     ("… ratio to the bound", lambda s, m: f"{m.poll_wall / s.bound(m):.2f}x"),
     ("Poll CPU seconds (exporter process)", lambda s, m: f"{m.poll_cpu:.2f}{_mark(m)}"),
+    ("Whole first cycle (other reads, templates): wall, CPU",
+     lambda s, m: f"{_t(m.cycle_wall)}, {m.cycle_cpu:.2f} s" if m.cycle_cpu else "—"),
     ("First scrape after the poll (gzip): latency, CPU",
      lambda s, m: f"{m.first_scrape_ms:,.0f} ms, {m.first_scrape_cpu:.2f} s"),
     ("Start-up CPU before the first request", lambda s, m: f"{m.startup_cpu:.2f} s"),
@@ -344,13 +349,21 @@ def report(results: list[SizeResult], run: RunInfo) -> str:
     return "\n".join(lines)
 
 
-def write_output(path: Path, section: str) -> None:
-    """Replace the marked section of ``path`` (append one if there is none)."""
+def write_output(path: Path, section: str, begin: str = BEGIN, end: str = END,
+                 heading: str = "Results", before: str | None = None) -> None:
+    """Replace the section of ``path`` between ``begin`` and ``end``.
+
+    With none yet, a ``## heading`` section is added: before the line ``before`` when the file
+    has it, else at the end.
+    """
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + section + tail
+    elif before is not None and f"\n{before}\n" in text:
+        head, _, tail = text.partition(f"\n{before}\n")
+        text = f"{head}\n## {heading}\n\n{section}\n\n{before}\n{tail}"
     else:
-        text = text.rstrip("\n") + "\n\n## Results\n\n" + section + "\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + section + "\n"
     path.write_text(text)

@@ -1,7 +1,10 @@
 """Benchmark harness: simulator, daemon and naive baseline, each in its own process.
 
 ``python -m benchmarks.run [--sizes 1000,10000,50000] [--latency 0.05] [--scrapes 200]
-[--skip-baseline] [--output BENCHMARKS.md]``
+[--templates 20] [--skip-baseline] [--output BENCHMARKS.md]``
+
+``python -m benchmarks.run --steady [--sizes ...] [--duration 600] [--scan-interval 60]`` runs
+the steady-state benchmark instead (:mod:`benchmarks.steady`).
 
 For every fleet size (20, 200, 1,000 businesses x 10 WABAs x 5 numbers) it starts
 ``benchmarks.simulator`` with that generated fleet and the per-request latency, then:
@@ -175,25 +178,52 @@ def alive(proc: Any, what: str, log_path: Path) -> None:
 APP_ID = "900000000000001"  # the simulator's default app id for generated fleets
 
 
-def fleet_config(businesses: int, sim_url: str, path: Path, state: Path) -> int:
+def fleet_config(businesses: int, sim_url: str, path: Path, state: Path, *,
+                 templates: int = 0, template_series: str = "problems") -> int:
     """Write the daemon's config for the generated fleet; returns the number of WABAs.
 
     The state directory is a fresh one per run: nothing is restored, and a benchmark never
-    writes into the user's default state directory (~/.local/state/waba-monitor).
+    writes into the user's default state directory (~/.local/state/waba-monitor). With
+    templates in the fleet the template poll keeps its default interval: its first run starts
+    min(scan interval, 30 s) after the daemon does, inside the measured first cycle; without
+    them ``template_interval: 0`` turns it off.
     """
     scenario = generate_scenario(businesses=businesses, wabas_per_business=WABAS_PER_BUSINESS,
                                  numbers_per_waba=0, token=TOKEN)
+    schedule: dict[str, Any] = {"scan_interval": "1h", "jitter": 0}
+    if templates == 0:
+        schedule["template_interval"] = 0
     config = {
         # With the scenario's app id, WABA subscriptions are read too (discovery cadence).
         "graph": {"base_url": sim_url, "api_version": "v24.0", "app_id": APP_ID},
         "businesses": [{"id": b.id, "wabas": [w.id for w in b.wabas]}
                        for b in scenario.businesses],
-        "schedule": {"scan_interval": "1h", "jitter": 0},
+        "schedule": schedule,
         "server": {"listen": "127.0.0.1:0"},
         "state": {"directory": str(state)},
     }
+    if templates and template_series != "problems":
+        config["templates"] = {"series": template_series}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return sum(len(b.wabas) for b in scenario.businesses)
+
+
+def wait_cycle(proc: Any, log_path: Path, sim_url: str, wabas: int, templates: bool,
+               timeout: float = 900.0) -> None:
+    """Wait until the first cycle's per-WABA reads are done: every WABA's node and
+    subscriptions read once (after the first poll), and its templates when they are on (one
+    page each at 20 a WABA). A quiet spell alone is not enough: on a busy machine the daemon
+    can pause for seconds between them."""
+    wanted = {"waba": wabas, "subscribed_apps": wabas}
+    if templates:
+        wanted["message_templates"] = wabas
+
+    def done() -> bool:
+        alive(proc, "daemon", log_path)
+        by_path = http_json(f"{sim_url}/_bench/timing")["by_path"]
+        return all(int(by_path.get(k, 0)) >= n for k, n in wanted.items())
+
+    wait_until(done, timeout, "the first cycle's WABA reads", interval=0.5)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -274,7 +304,9 @@ def settle(sim_url: str, quiet: float = 2.0, limit: float = 300.0) -> None:
     deadline = time.monotonic() + limit
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        count = http_json(f"{sim_url}/_bench/timing")["requests"]
+        # Settings reads trickle all day (each number once per settings_interval): not counted.
+        by_path = http_json(f"{sim_url}/_bench/timing")["by_path"]
+        count = sum(int(n) for k, n in by_path.items() if k != "settings")
         if count != last:
             last, since = count, time.monotonic()
         elif time.monotonic() - since >= quiet:
@@ -317,7 +349,14 @@ def measure_daemon(children: Children, sim_url: str, config: Path, work: Path,
         if recorder is not None:
             log(f"profile: {recorder.stop()}")
             recorder = None
+        wait_cycle(proc, log_path, sim_url, size.wabas, bool(args.templates))
         settle(sim_url)
+        timing = http_json(f"{sim_url}/_bench/timing")
+        # The whole first cycle: the poll, WABA/business/subscription reads, one template poll
+        # (the settle's quiet seconds are in it: an idle daemon costs next to nothing).
+        result.cycle_cpu = cpu_seconds(proc.pid) - timing["cpu_at_first_request"]
+        result.cycle_wall = (timing["last_request"] or ready_at) - timing["first_request"]
+        result.rss_after_cycle_mb = mb(memory_kib(proc.pid)["VmRSS"])
         by_endpoint = dict(http_json(f"{sim_url}/_sim/stats")["by_endpoint"])
         result.requests_by_endpoint = by_endpoint
         result.requests = sum(n for e, n in by_endpoint.items() if e in POLL_ENDPOINTS)
@@ -457,6 +496,7 @@ def run_size(children: Children, numbers: int, work: Path,
         "-m", "benchmarks.simulator", "--businesses", str(businesses),
         "--wabas-per-business", str(WABAS_PER_BUSINESS),
         "--numbers-per-waba", str(NUMBERS_PER_WABA), "--latency", str(args.latency),
+        "--templates-per-waba", str(args.templates),
         "--url-file", str(url_file)), log=sim_log, env=child_env(), cwd=work)
     try:
         def listening() -> bool:
@@ -467,7 +507,8 @@ def run_size(children: Children, numbers: int, work: Path,
         sim_url = read_url_file(url_file)
         assert sim_url is not None
         config = work / f"config-{numbers}.yaml"
-        fleet_config(businesses, sim_url, config, work / f"state-{numbers}")
+        fleet_config(businesses, sim_url, config, work / f"state-{numbers}",
+                     templates=args.templates, template_series=args.template_series)
         try:
             size.daemon = measure_daemon(children, sim_url, config, work, size, args)
         except Exception as exc:  # keep going: a failure at one size is a result too
@@ -511,6 +552,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--plain-timeout", type=float, default=120.0,
                         help="give up on an uncompressed scrape after this many seconds "
                              "(default 120)")
+    parser.add_argument("--templates", type=int, default=20,
+                        help="message templates per WABA in the fleet (default 20); 0 also "
+                             "turns the daemon's template poll off (schedule.template_interval 0)")
+    parser.add_argument("--template-series", choices=("problems", "all", "none"),
+                        default="problems",
+                        help="the daemon's templates.series (default problems, its default)")
     parser.add_argument("--skip-baseline", action="store_true", help="measure the daemon only")
     parser.add_argument("--baseline-full-max", type=int, default=1000,
                         help="largest fleet the baseline polls in full (default 1000)")
@@ -535,12 +582,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--sizes: expected numbers separated by commas, got {args.sizes!r}")
     if not args.size_list or any(n <= 0 for n in args.size_list):
         parser.error("--sizes: expected positive numbers")
+    if args.templates < 0:
+        parser.error("--templates must be >= 0")
     if args.latency < 0 or args.scrapes < 1:
         parser.error("--latency must be >= 0 and --scrapes >= 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--steady" in given:  # the steady-state benchmark (issue 14): benchmarks.steady
+        from benchmarks import steady
+
+        return steady.main([a for a in given if a != "--steady"],
+                           prefix="python -m benchmarks.run --steady")
     args = parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -572,7 +627,10 @@ def main(argv: list[str] | None = None) -> int:
         scrape_budget=args.scrape_budget, baseline_sample=args.baseline_sample,
         load_before=load_before, load_after=load_average(), version=version,
         shape=f"businesses x {WABAS_PER_BUSINESS} WABAs x {NUMBERS_PER_WABA} numbers "
-              f"(1,000 = 20 x 10 x 5; 10,000 = 200 x 10 x 5; 50,000 = 1,000 x 10 x 5)")
+              f"(1,000 = 20 x 10 x 5; 10,000 = 200 x 10 x 5; 50,000 = 1,000 x 10 x 5), "
+              + (f"{args.templates} message templates per WABA (templates.series "
+                 f"{args.template_series})" if args.templates else
+                 "no message templates (schedule.template_interval 0)"))
     section = report(results, run)
     print(section)
     if str(args.output) != "-":

@@ -1,6 +1,7 @@
 """The Graph API simulator as its own process, serving a generated fleet, with timing hooks.
 
-``python -m benchmarks.simulator --businesses 200 --latency 0.05 --url-file PATH``
+``python -m benchmarks.simulator --businesses 200 --latency 0.05 [--templates-per-waba 20]
+--url-file PATH``
 
 It is ``monitor.simulator`` unchanged (same app, same per-request latency, same counters in
 ``GET /_sim/stats``) plus a small ``/_bench/`` API the harness uses to time a poll:
@@ -9,7 +10,8 @@ It is ``monitor.simulator`` unchanged (same app, same per-request latency, same 
   wall-clock time and the CPU seconds process N has used so far (from ``/proc``). That is the
   start of a poll, with the client's start-up cost excluded.
 * ``GET /_bench/timing``: first and last Graph request times since the watch, that CPU
-  reading, and the number of Graph requests since the watch.
+  reading, and the number of Graph requests since the watch, in all and by path kind (the
+  edge, e.g. ``message_templates``, or ``node`` for a node read).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import contextlib
 import json
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -39,6 +42,25 @@ class Watch:
     last_request: float | None = None
     cpu_at_first_request: float | None = None
     requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+
+
+# Generated fleets' id prefixes (monitor.simulator.generate): 1 business, 2 WABA, 3 number.
+_NODE_KINDS = {"1": "business", "2": "waba", "3": "phone_number", "4": "template"}
+
+
+def path_kind(path: str) -> str:
+    """The kind of a Graph path: its edge (``/v24.0/{id}/{edge}``), or for a node read what
+    the generated id names (``business``, ``waba``, ``phone_number``) or the path's own name
+    (``debug_token``).
+
+    Cheap enough to run on every request, unlike ``/_sim/stats`` (which lists every object).
+    """
+    parts = path.strip("/").split("/")
+    if len(parts) >= 3:
+        return parts[2]
+    node = parts[-1]
+    return _NODE_KINDS.get(node[:1], "node") if node.isdigit() else node
 
 
 WATCH_KEY: web.AppKey[Watch] = web.AppKey("bench_watch", Watch)
@@ -57,6 +79,7 @@ async def _timing(request: web.Request, handler: Handler) -> web.StreamResponse:
                     watch.cpu_at_first_request = cpu_seconds(watch.pid)
         watch.last_request = now
         watch.requests += 1
+        watch.by_path[path_kind(request.path)] += 1
     return await handler(request)
 
 
@@ -68,6 +91,7 @@ async def _watch(request: web.Request) -> web.Response:
     watch = request.app[WATCH_KEY]
     watch.pid, watch.first_request, watch.last_request = pid, None, None
     watch.cpu_at_first_request, watch.requests = None, 0
+    watch.by_path = Counter()
     return web.json_response({"ok": True})
 
 
@@ -80,6 +104,7 @@ async def _timing_view(request: web.Request) -> web.Response:
             "last_request": watch.last_request,
             "cpu_at_first_request": watch.cpu_at_first_request,
             "requests": watch.requests,
+            "by_path": dict(sorted(watch.by_path.items())),
         }
     )
 
@@ -100,6 +125,7 @@ async def serve(args: argparse.Namespace) -> None:
         numbers_per_waba=args.numbers_per_waba,
         seed=args.seed,
         token=TOKEN,
+        templates_per_waba=args.templates_per_waba,
     )
     world = World(scenario)
     # Like monitor.simulator.start_simulator, but with the /_bench/ hooks added.
@@ -131,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--businesses", type=int, required=True)
     parser.add_argument("--wabas-per-business", type=int, default=10)
     parser.add_argument("--numbers-per-waba", type=int, default=5)
+    parser.add_argument("--templates-per-waba", type=int, default=0,
+                        help="message templates in every WABA (default 0)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.05,
                         help="seconds added to every Graph request (default 0.05)")

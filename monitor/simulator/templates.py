@@ -106,19 +106,32 @@ def quality_object(value: object, where: str) -> dict[str, Any]:
     return out
 
 
+# One cycle of generated templates, by serial: 68 of 80 healthy (APPROVED, GREEN or not yet
+# rated), 12 with a problem — every other status once, YELLOW, RED, a pending category
+# change — so any 80 consecutive templates show every status value.
+_SYNTH_CYCLE = 80
+_SYNTH_PROBLEMS: dict[int, dict[str, Any]] = {
+    **{7 * (i + 1): {"status": status} for i, status in enumerate(STATUSES[1:])},
+    70: {"quality_score": {"score": "YELLOW"}},
+    75: {"quality_score": {"score": "RED"}},
+    78: {"correct_category": "MARKETING", "category": "UTILITY"},
+}
+
+
 def synthetic_template(index: int, serial: int) -> tuple[str, dict[str, Any]]:
-    """A deterministic template for generated fleets: mostly APPROVED/GREEN, every value seen."""
-    statuses = ("APPROVED",) * 12 + STATUSES
-    scores = ("GREEN",) * 6 + QUALITY_SCORES
-    status = statuses[serial % len(statuses)]
+    """A deterministic template for generated fleets: a realistic mix, mostly APPROVED/GREEN
+    (about 15 % with a problem, so ``templates.series: problems`` has a few series)."""
     fields: dict[str, Any] = {
         "name": f"synthetic_template_{index + 1}",
         "language": "en_US",
-        "status": status,
+        "status": "APPROVED",
         "category": CATEGORIES[serial % len(CATEGORIES)],
-        "quality_score": {"score": scores[serial % len(scores)]},
-        "rejected_reason": "INVALID_FORMAT" if status == "REJECTED" else "NONE",
+        "quality_score": {"score": "UNKNOWN" if serial % 10 == 3 else "GREEN"},
+        "rejected_reason": "NONE",
     }
+    fields.update(_SYNTH_PROBLEMS.get(serial % _SYNTH_CYCLE, {}))
+    if fields["status"] == "REJECTED":
+        fields["rejected_reason"] = "INVALID_FORMAT"
     return f"4{serial:015d}", fields
 
 
