@@ -45,6 +45,8 @@ class Jobs:
         self._started = False
         self._was_ready = False
         self._stopping = False
+        self._first_polls = asyncio.Event()
+        self._first_polls_watch: asyncio.Future[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -87,6 +89,8 @@ class Jobs:
     def shutdown(self) -> None:
         """Stop scheduling; polls still running are cancelled and end quietly."""
         self._stopping = True
+        if self._first_polls_watch is not None:
+            self._first_polls_watch.cancel()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
@@ -109,7 +113,7 @@ class Jobs:
         add_job(self.scheduler, f"waba:{watch.waba_id}", self._poll, self._trigger(),
                 watch.target)
         schedule = self.monitor.settings.schedule
-        if schedule.template_interval > 0:  # after the first poll: polls go first
+        if schedule.template_interval > 0:  # after the first polls: polls go first
             add_job(self.scheduler, f"templates:{watch.waba_id}", self._templates,
                     IntervalTrigger(seconds=schedule.template_interval,
                                     jitter=schedule.template_interval * schedule.jitter or None),
@@ -141,7 +145,11 @@ class Jobs:
         await self._quietly(self.monitor.poll_waba(target))
 
     async def _templates(self, target: Target) -> None:
-        await self._quietly(self.monitor.poll_templates(target))
+        await self._quietly(self._templates_work(target))
+
+    async def _templates_work(self, target: Target) -> None:
+        await self._after_first_polls()  # the first template reads never slow the first poll
+        await self.monitor.poll_templates(target)
 
     async def _business(self, business: BusinessSettings) -> None:
         await self._quietly(self._business_work(business))
@@ -174,11 +182,19 @@ class Jobs:
         """Polls come first: a WABA's node and subscription are read once every WABA has
         had its first poll (or half a discovery interval has passed), so the reads that
         run at the discovery cadence never compete with the first full poll at start."""
+        if self._first_polls.is_set():
+            return
+        if self._first_polls_watch is None:  # one watcher, however many jobs wait
+            self._first_polls_watch = asyncio.ensure_future(self._watch_first_polls())
+        await asyncio.shield(self._first_polls_watch)
+
+    async def _watch_first_polls(self) -> None:
         limit = self.monitor.settings.schedule.discovery_interval / 2
         waited = 0.0
         while not (self._started and self.monitor.store.ready) and waited < limit:
             await asyncio.sleep(FIRST_POLL_CHECK)
             waited += FIRST_POLL_CHECK
+        self._first_polls.set()
 
     async def _quietly(self, work: Awaitable[object]) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.config import load_settings
@@ -67,3 +68,36 @@ async def test_discovery_attributes_client_wabas_to_their_owner(
     for waba in provider.wabas:
         assert polled[waba.id] == provider.id
     assert all(w.up for w in monitor.store.wabas())
+
+
+async def test_template_reads_wait_for_the_first_polls(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path
+) -> None:
+    """A template job that comes due while a WABA's first poll still runs reads nothing
+    until every first poll is done: the first full poll has the Graph connections alone."""
+    from monitor.simulator import Fault
+
+    scenario = small_fleet(numbers_per_waba=2, wabas=2)
+    sim = await start_sim(scenario)
+    business = scenario.businesses[0]
+    slow, other = (w.id for w in business.wabas)
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url, "max_retries": 0, "timeout": "5s"},
+        "businesses": [{"id": business.id, "wabas": [slow, other]}],
+        "schedule": {"scan_interval": "1h", "template_interval": "1h"},
+    }), environ={})
+    monitor = Monitor(settings, make_client(sim), Store(), metrics)
+    sim.world.inject_fault(Fault(target=slow, kind="hang", count=1, edge="phone_numbers"))
+    jobs = Jobs(monitor)
+    jobs.start()
+    try:
+        for job in jobs.scheduler.get_jobs():  # the template jobs come due now
+            if job.id.startswith("templates:"):
+                job.modify(next_run_time=datetime.now(UTC))
+        await asyncio.sleep(0.5)
+        assert not monitor.store.ready  # the slow WABA's first poll still hangs
+        assert sim.world.request_count("message_templates") == 0
+    finally:
+        jobs.shutdown()
+        sim.world.clear_faults()
