@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +35,7 @@ from monitor.exposition import ExpositionOptions
 from monitor.families import DEPRECATED_FAMILIES, FAMILY_NAMES
 from monitor.fleet import Fleet, Target
 from monitor.graph.client import GraphClient
+from monitor.lifecycle import background
 from monitor.logs import register_secret
 from monitor.model import BusinessState, Transition
 from monitor.scheduler import Jobs
@@ -231,6 +233,7 @@ class Runtime:
         if sockets and self.port == 0:
             self.port = int(sockets[0][1])
         self.jobs.start()
+        await self._duties.enter_async_context(background(self._freeze_when_ready))
         await self._duties.enter_async_context(self.token_checks.running())
         self.settings_reads = SettingsReads(self.monitor)
         await self._duties.enter_async_context(self.settings_reads.running())
@@ -241,6 +244,21 @@ class Runtime:
                  shard=self.shard.ordinal, total_shards=self.shard.total,
                  businesses=len(self.settings.businesses),
                  scan_interval_seconds=self.settings.schedule.scan_interval)
+
+    async def _freeze_when_ready(self) -> None:
+        """Once the first polls are in, move everything alive to the collector's permanent
+        generation (``gc.freeze``): a fleet's state is millions of long-lived objects, and a
+        full collection walking them all stalled a status-page view or a scrape by about
+        0.5 s at 50,000 numbers. Objects are still freed by reference counting."""
+        assert self.jobs is not None
+        await self.jobs.after_first_polls()
+        gc.collect()
+        gc.freeze()
+        log.info("gc_frozen", objects=gc.get_freeze_count())
+        try:
+            await asyncio.Event().wait()  # until the stop
+        finally:
+            gc.unfreeze()  # a process that runs on (tests, embedding) collects them again
 
     async def reload(self) -> tuple[bool, str]:
         """Load the configuration again and apply it whole, or keep the running one.

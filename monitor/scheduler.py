@@ -148,7 +148,7 @@ class Jobs:
         await self._quietly(self._templates_work(target))
 
     async def _templates_work(self, target: Target) -> None:
-        await self._after_first_polls()  # the first template reads never slow the first poll
+        await self.after_first_polls()  # the first template reads never slow the first poll
         await self.monitor.poll_templates(target)
 
     async def _business(self, business: BusinessSettings) -> None:
@@ -164,7 +164,7 @@ class Jobs:
             self.apply(reason="not found by discovery")
         mine = self.fleet.watched_via(business.id)
         if mine:
-            await self._after_first_polls()
+            await self.after_first_polls()
             if await self.monitor.refresh_wabas(mine):
                 self.apply(reason="attributed to its owner")
 
@@ -178,7 +178,7 @@ class Jobs:
         job.modify(next_run_time=datetime.now(UTC))
         log.info("discovery_requested", business_id=business_id, reason=reason)
 
-    async def _after_first_polls(self) -> None:
+    async def after_first_polls(self) -> None:
         """Polls come first: a WABA's node and subscription are read once every WABA has
         had its first poll (or half a discovery interval has passed), so the reads that
         run at the discovery cadence never compete with the first full poll at start."""

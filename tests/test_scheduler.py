@@ -101,3 +101,35 @@ async def test_template_reads_wait_for_the_first_polls(
     finally:
         jobs.shutdown()
         sim.world.clear_faults()
+
+
+async def test_the_daemon_freezes_its_long_lived_objects_once_ready(tmp_path: Path) -> None:
+    """After the first polls the collector's permanent generation holds the fleet's state
+    (no full collection walks it again); a stopped daemon gives it back."""
+    import gc
+
+    from monitor.runtime import Runtime
+    from monitor.simulator import World, start_simulator
+    from tests.conftest import TOKEN
+
+    scenario = small_fleet(numbers_per_waba=2, wabas=2)
+    runner, sim_url = await start_simulator(World(scenario))
+    business = scenario.businesses[0]
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim_url},
+        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
+        "schedule": {"scan_interval": "1h"},
+        "state": {"directory": None},
+    }), environ={})
+    try:
+        assert gc.get_freeze_count() == 0
+        async with Runtime(settings, access_token=TOKEN, port=0) as runtime:
+            for _ in range(200):
+                if gc.get_freeze_count():
+                    break
+                await asyncio.sleep(0.05)
+            assert runtime.ready and gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+        await runner.cleanup()
