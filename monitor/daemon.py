@@ -380,9 +380,13 @@ class Monitor:
                             **common)  # type: ignore[arg-type]
             self.metrics.auth_ok.set(1)
             self.not_before.pop(target.waba_id, None)
-            log.info("waba_polled", business_id=target.business_id, waba_id=target.waba_id,
-                     result="success", numbers=len(numbers),
-                     requests=accounting.request_count, duration_seconds=round(duration, 3))
+            # A routine poll (up before, the same numbers) logs at debug: at 50,000 numbers
+            # an info line per poll was 14 % of the daemon's CPU and 10,000 lines a minute.
+            routine = old.up and numbers == old.numbers
+            (log.debug if routine else log.info)(
+                "waba_polled", business_id=target.business_id, waba_id=target.waba_id,
+                result="success", numbers=len(numbers), requests=accounting.request_count,
+                duration_seconds=round(duration, 3))
         else:
             new = dataclasses.replace(old, up=False, last_error=error.kind.value,
                                       failures=old.failures + 1, **common)  # type: ignore[arg-type]
