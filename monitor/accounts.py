@@ -12,6 +12,7 @@ an odd value; they keep what they can read (Meta redelivers a refused webhook fo
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -413,12 +414,18 @@ def parse_template(raw: object) -> Template | None:
     language = text(raw.get("language"))
     return Template(
         id=ident, name=text(raw.get("name"), 512),
-        language=language.replace("-", "_") if language else None,
-        status=text(raw.get("status")), category=text(raw.get("category")), quality=score,
-        rejected_reason=text(raw.get("rejected_reason")),
-        previous_category=text(raw.get("previous_category")),
-        correct_category=text(raw.get("correct_category")),
+        language=_shared(language.replace("-", "_") if language else None),
+        status=_shared(text(raw.get("status"))), category=_shared(text(raw.get("category"))),
+        quality=_shared(score), rejected_reason=_shared(text(raw.get("rejected_reason"))),
+        previous_category=_shared(text(raw.get("previous_category"))),
+        correct_category=_shared(text(raw.get("correct_category"))),
     )
+
+
+def _shared(value: str | None) -> str | None:
+    """Enum-like values, one object each for a whole fleet (200,000 templates at 50,000
+    numbers say APPROVED, GREEN, en_US... each in a string of its own when decoded)."""
+    return sys.intern(value) if value is not None and len(value) <= 64 else value
 
 
 PAUSE_SECONDS = {"FIRST_PAUSE": 3 * 3600.0, "SECOND_PAUSE": 6 * 3600.0}  # facts §4.3

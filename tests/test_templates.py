@@ -192,3 +192,17 @@ async def test_a_routine_poll_logs_at_debug_and_a_change_at_info(
     assert waba is not None
     sim.world.set_number_fields(waba.numbers[0].id, {"quality_rating": "RED"})
     assert await level() == "info"  # a change
+
+
+def test_parsed_templates_share_their_enum_values() -> None:
+    """200,000 templates at 50,000 numbers: each decoded status is a string of its own
+    unless shared (counted as objects, not timed)."""
+    import json
+
+    raw = '{"id": "%s", "name": "n%s", "status": "APPROVED", "category": "UTILITY", ' \
+          '"language": "en_US", "quality_score": {"score": "GREEN"}}'
+    first, second = (parse_template(json.loads(raw % (i, i))) for i in (1, 2))
+    assert first is not None and second is not None
+    assert first.status is second.status and first.category is second.category
+    assert first.language is second.language and first.quality is second.quality
+    assert first.name is not second.name  # names are not enum values
