@@ -69,6 +69,8 @@ def build_client(
         timeout=graph.timeout,
         retry=RetryPolicy(max_retries=graph.max_retries, max_throttle_wait=graph.max_throttle_wait),
         usage_sink=usage_sink,
+        batch_size=graph.batch_size,
+        batch_wait=graph.batch_wait,
     )
 
 

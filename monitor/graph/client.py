@@ -17,13 +17,21 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import orjson
 import structlog
 
+from monitor.graph.batch import (
+    Batcher,
+    BatchUnusable,
+    EntryLost,
+    Reply,
+    batch_form,
+    replies_from_body,
+)
 from monitor.graph.errors import RETRYABLE, ErrorKind, GraphError, error_from_response
 from monitor.graph.usage import AppUsage, BucUsage, parse_app_usage, parse_buc_usage
 from monitor.selfmetrics import SelfMetrics
@@ -140,6 +148,8 @@ class GraphClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         usage_sink: Callable[[tuple[BucUsage, ...]], None] | None = None,
+        batch_size: int = 1,
+        batch_wait: float = 0.1,
     ) -> None:
         self._session = session
         self._root = f"{base_url.rstrip('/')}/{api_version}/"
@@ -157,6 +167,14 @@ class GraphClient:
         # last X-App-Usage header (the same text on most answers: parsed and set once).
         self._request_counters: dict[str, Any] = {}
         self._app_header: str | None = None
+        # GETs with the access token go out in Graph batch calls when batch_size > 1.
+        self._batcher = (Batcher(self._send_batch, size=batch_size, wait=batch_wait)
+                         if batch_size > 1 else None)
+
+    @property
+    def batches_sent(self) -> int:
+        """Batch calls made so far (each carries up to ``batch_size`` GETs)."""
+        return self._batcher.sent if self._batcher is not None else 0
 
     async def get(
         self,
@@ -247,26 +265,11 @@ class GraphClient:
             requests = self._metrics.graph_requests.labels(endpoint=endpoint)
             self._request_counters[endpoint] = requests
         requests.inc()
-        async with self._semaphore:
-            try:
-                async with self._session.get(
-                    self._root + path,
-                    params=query,
-                    headers=headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    status = resp.status
-                    buc = parse_buc_usage(resp.headers.get("X-Business-Use-Case-Usage"))
-                    app = self._new_app_usage(resp.headers.get("X-App-Usage"))
-                    retry_after_header = resp.headers.get("Retry-After")
-                    raw = await _read_body(resp.content)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise GraphError(
-                    kind=ErrorKind.NETWORK,
-                    endpoint=endpoint,
-                    message=type(exc).__name__,
-                ) from None
+        reply = await self._exchange(endpoint, path, query, headers, bearer is None)
+        status, raw = reply.status, reply.body
+        buc = parse_buc_usage(reply.buc)
+        app = self._new_app_usage(reply.app)
+        retry_after_header = reply.retry_after
         self._record_usage(buc, app)
         if len(raw) > MAX_BODY_BYTES:
             raise GraphError(kind=ErrorKind.PAYLOAD, endpoint=endpoint, http_status=status,
@@ -293,6 +296,71 @@ class GraphClient:
                                  message=str(exc)[:200]) from None
         return body
 
+    async def _exchange(self, endpoint: str, path: str, query: dict[str, str],
+                        headers: Mapping[str, str], batchable: bool) -> Reply:
+        """One GET's answer: inside a batch call when batching is on (and the API has not
+        refused batches), else alone. Transport failures become NETWORK errors."""
+        try:
+            if batchable and self._batcher is not None:
+                query.pop("appsecret_proof", None)  # sent once, with the batch
+                try:
+                    return await self._batcher.get(f"{path}?{urlencode(query)}")
+                except BatchUnusable:
+                    if self._proof:
+                        query["appsecret_proof"] = self._proof
+            return await self._get_alone(path, query, headers)
+        except (aiohttp.ClientError, TimeoutError, EntryLost) as exc:
+            raise GraphError(kind=ErrorKind.NETWORK, endpoint=endpoint,
+                             message=type(exc).__name__) from None
+
+    async def _get_alone(self, path: str, query: Mapping[str, str],
+                         headers: Mapping[str, str]) -> Reply:
+        async with self._semaphore, self._session.get(
+            self._root + path, params=query, headers=headers, timeout=self._timeout,
+            allow_redirects=False,
+        ) as resp:
+            got = resp.headers
+            return Reply(resp.status, got.get("X-Business-Use-Case-Usage"),
+                         got.get("X-App-Usage"), got.get("Retry-After"),
+                         await _read_body(resp.content))
+
+    async def _send_batch(self, relative_urls: list[str]) -> Sequence[Reply | None] | Reply:
+        """One batch call. Its entries, or, when the call itself failed, one reply that
+        stands for every entry (each caller then handles the error as its own)."""
+        form = {"batch": batch_form(relative_urls), "include_headers": "true"}
+        if self._proof:
+            form["appsecret_proof"] = self._proof
+        async with self._semaphore, self._session.post(
+            self._root, data=form, headers=self._headers, timeout=self._timeout,
+            allow_redirects=False,
+        ) as resp:
+            got = resp.headers
+            whole = Reply(resp.status, got.get("X-Business-Use-Case-Usage"),
+                          got.get("X-App-Usage"), got.get("Retry-After"),
+                          await _read_body(resp.content))
+        # This task runs in the context of whichever poll filled the batch: the batch's own
+        # usage headers must not land in that poll's readings.
+        if whole.buc and self._usage_sink is not None:
+            self._usage_sink(parse_buc_usage(whole.buc))
+        app = self._new_app_usage(whole.app)
+        if app is not None:
+            self._set_app_usage(app)
+        if not 200 <= whole.status < 300:
+            if _refuses_batch(whole):
+                self._refused_batch()
+            return whole
+        entries = replies_from_body(whole.body, len(relative_urls))
+        if entries is None:  # a 2xx that is not a batch answer: the API does not batch
+            self._refused_batch()
+        return entries
+
+    def _refused_batch(self) -> NoReturn:
+        """The API does not take batch calls: every GET from now on goes alone."""
+        if self._batcher is not None:
+            log.warning("graph_batch_refused", action="requests sent one by one from now on")
+            self._batcher = None
+        raise BatchUnusable
+
     def _new_app_usage(self, header: str | None) -> AppUsage | None:
         """The app's usage when its header differs from the last one seen, else None (the
         gauges already show it)."""
@@ -301,7 +369,7 @@ class GraphClient:
         self._app_header = header
         return parse_app_usage(header)
 
-    def _record_usage(self, buc: tuple[BucUsage, ...], app: object) -> None:
+    def _record_usage(self, buc: tuple[BucUsage, ...], app: AppUsage | None) -> None:
         usage = _poll_usage.get()
         if usage is not None:
             for entry in buc:
@@ -309,8 +377,11 @@ class GraphClient:
         elif buc and self._usage_sink is not None:
             self._usage_sink(buc)
         if app is not None:
-            for measure in ("call_count", "total_cputime", "total_time"):
-                self._metrics.app_usage.labels(measure=measure).set(getattr(app, measure) / 100.0)
+            self._set_app_usage(app)
+
+    def _set_app_usage(self, app: AppUsage) -> None:
+        for measure in ("call_count", "total_cputime", "total_time"):
+            self._metrics.app_usage.labels(measure=measure).set(getattr(app, measure) / 100.0)
 
     async def paginate(
         self, endpoint: str, path: str, params: Mapping[str, str]
@@ -398,6 +469,16 @@ async def _read_body(stream: aiohttp.StreamReader) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _refuses_batch(reply: Reply) -> bool:
+    """A batch call's own error that is about batching, not about the token or the rate
+    (invalid parameter or unknown path: code 100 or an HTTP 404/405)."""
+    if reply.status in (404, 405):
+        return True
+    body = _decode(reply.body)
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") == 100
 
 
 def _decode(raw: bytes) -> object:
