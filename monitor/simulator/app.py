@@ -218,7 +218,8 @@ async def _graph_batch(request: web.Request) -> web.StreamResponse:
             return _graph_error(request, world, entry.error)
         headers = batch.sub_headers(request.headers, auth, own_token=entry.own_token)
         sub = template.clone(rel_url=entry.path, headers=headers)
-        # Routing, middlewares and handler exactly as for an HTTP GET of that path.
+        # Routing, middlewares and handler exactly as for an HTTP GET of that path. _handle is
+        # aiohttp's own entry point for a request (private; test_sim_batch covers it).
         return await request.app._handle(sub)
 
     answers = await batch.run_all(
