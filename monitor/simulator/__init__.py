@@ -7,8 +7,9 @@ portfolio limits, entity health) that send Meta's signed account webhooks. Issue
 number's security and message routing: ``GET /{WABA_ID}/subscribed_apps``, ``GET
 /{PHONE_NUMBER_ID}/settings``, the computed ``webhook_configuration``, PIN and ``security``
 events, name decisions, onboarding and ``messages`` traffic (``wiring.py``,
-``number_webhooks.py``). See ``scenarios/demo.yaml`` for the scenario format and the action
-vocabulary.
+``number_webhooks.py``). Graph batch requests (``POST /{version}/`` with ``batch=[…]``) run
+each entry through the single-GET handling (``batch.py``). See ``scenarios/demo.yaml`` for the
+scenario format and the action vocabulary.
 """
 
 from .actions import ACTION_NAMES, Action, parse_action

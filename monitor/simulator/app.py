@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import errors
+from . import batch, errors
 from .actions import parse_action
 from .errors import GraphError, GraphFailure
 from .faults import HTML_BODY, MALFORMED_JSON_BODY, Fault
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 WORLD_KEY: web.AppKey[World] = web.AppKey("simulator_world", World)
 LATENCY_KEY: web.AppKey[float] = web.AppKey("simulator_latency", float)
 SHUTDOWN_KEY: web.AppKey[asyncio.Event] = web.AppKey("simulator_shutdown", asyncio.Event)
+BATCH_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("simulator_batch_timeout", float)
 WEBHOOKS_KEY: web.AppKey[WebhookSender] = web.AppKey("simulator_webhooks", WebhookSender)
 CAPABILITY = "business_capability_update"
 WEBHOOK_TICK = 1.0  # seconds between checks for timeline steps nobody has requested yet
@@ -196,6 +197,38 @@ async def _graph(
     except GraphFailure as failure:
         return _graph_error(request, world, failure.error, failure.buc_waba)
     return _json(200, body, _graph_headers(request, world, buc_waba))
+
+
+async def _graph_batch(request: web.Request) -> web.StreamResponse:
+    """``POST /{version}/`` with ``batch=[…]``: each entry is served by the app itself, as
+    the single GET of its ``relative_url`` would be, all at once (batch.py has the format)."""
+    world = request.app[WORLD_KEY]
+    world.count_batch()
+    template = request.clone(method="GET")  # aiohttp refuses to clone once the body is read
+    try:
+        params = await batch.read_params(request)
+        auth = batch.token_header(request.headers, params)
+        _authenticate(template.clone(headers=batch.sub_headers(request.headers, auth)), world)
+        entries = batch.parse_batch(params.get("batch"), request.match_info["version"])
+    except GraphFailure as failure:
+        return _graph_error(request, world, failure.error)
+
+    async def run(entry: batch.Entry) -> web.StreamResponse:
+        if entry.error is not None:
+            return _graph_error(request, world, entry.error)
+        headers = batch.sub_headers(request.headers, auth, own_token=entry.own_token)
+        sub = template.clone(rel_url=entry.path, headers=headers)
+        # Routing, middlewares and handler exactly as for an HTTP GET of that path. _handle is
+        # aiohttp's own entry point for a request (private; test_sim_batch covers it).
+        return await request.app._handle(sub)
+
+    answers = await batch.run_all(
+        entries,
+        run,
+        seconds=request.app[BATCH_TIMEOUT_KEY],
+        with_headers=batch.include_headers(params.get("include_headers")),
+    )
+    return _json(200, answers, _graph_headers(request, world, None))
 
 
 def _scope_waba(world: World, object_id: str) -> str | None:
@@ -548,7 +581,12 @@ async def _wait_for_disconnect(request: web.Request, limit: float | None) -> boo
 
 
 def _drop(request: web.Request) -> web.StreamResponse:
-    """Abort the connection so the client sees it reset with no HTTP response at all."""
+    """Abort the connection so the client sees it reset with no HTTP response at all.
+
+    In a batch only that entry is lost (it answers null); the batch's connection stays.
+    """
+    if batch.IN_BATCH.get():
+        raise ConnectionResetError("batch entry dropped")
     transport = request.transport
     if transport is not None:
         transport.abort()
@@ -820,13 +858,21 @@ async def _on_shutdown(app: web.Application) -> None:
     app[SHUTDOWN_KEY].set()
 
 
-def build_app(world: World, *, latency: float = 0.0) -> web.Application:
-    """The simulator as an aiohttp app; ``latency`` seconds are added to each Graph call."""
+def build_app(
+    world: World, *, latency: float = 0.0, batch_timeout: float = batch.BATCH_TIMEOUT
+) -> web.Application:
+    """The simulator as an aiohttp app; ``latency`` seconds are added to each Graph call (each
+    batch entry too); batch entries still running after ``batch_timeout`` seconds are null."""
     if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
         raise ValueError("latency: expected a non-negative number of seconds")
+    if isinstance(batch_timeout, bool) or not isinstance(batch_timeout, int | float) or not (
+        batch_timeout > 0
+    ):
+        raise ValueError("batch_timeout: expected a positive number of seconds")
     app = web.Application(middlewares=[_errors_middleware])
     app[WORLD_KEY] = world
     app[LATENCY_KEY] = float(latency)
+    app[BATCH_TIMEOUT_KEY] = float(batch_timeout)
     app[SHUTDOWN_KEY] = asyncio.Event()
     app[WEBHOOKS_KEY] = WebhookSender(world)
     app.on_shutdown.append(_on_shutdown)
@@ -850,6 +896,8 @@ def build_app(world: World, *, latency: float = 0.0) -> web.Application:
     routes.add_post("/_sim/businesses/{business_id}/capability", _control(_business_capability))
     routes.add_patch("/_sim/businesses/{business_id}", _control(_patch_business))
     routes.add_post("/_sim/actions", _control(_run_action))
+    routes.add_post(f"/{{version:{_VERSION}}}/", _graph_batch)
+    routes.add_post(f"/{{version:{_VERSION}}}", _graph_batch)
     routes.add_get(f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}", _graph_node)
     routes.add_get(
         f"/{{version:{_VERSION}}}/{{object_id:[^/]+}}/{{edge:{'|'.join(EDGES)}}}", _graph_edge

@@ -120,6 +120,23 @@ def method_not_allowed(method: str) -> GraphError:
     )
 
 
+def batch_too_large(maximum: int) -> GraphError:
+    return GraphError(
+        400, 100, f"(#100) Too many requests in batch message. Maximum batch size is {maximum}"
+    )
+
+
+def batch_malformed(detail: str) -> GraphError:
+    return GraphError(400, 100, f"(#100) {detail}")
+
+
+def batch_method(method: str) -> GraphError:
+    """A batch entry's own error for a method other than GET (the simulator is read-only)."""
+    return GraphError(
+        400, 100, f"(#100) Unsupported {method.lower()} request (the simulator only serves GET)"
+    )
+
+
 def internal_error() -> GraphError:
     return GraphError(500, 1, DEFAULT_MESSAGES[1], is_transient=True)
 

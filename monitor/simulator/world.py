@@ -145,6 +145,7 @@ class World(AccountsMixin, WiringMixin, TemplatesMixin):
         for event in scenario.timeline.events:
             self._events.setdefault(event.number, []).append(event)
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._batches = 0
         self._waba_calls: dict[str, deque[float]] = {}
         self._app_calls: deque[float] = deque()
         self._faults: list[tuple[Fault, int]] = []
@@ -194,6 +195,10 @@ class World(AccountsMixin, WiringMixin, TemplatesMixin):
     def count(self, endpoint: str, object_id: str) -> None:
         self._counts[(endpoint, object_id)] += 1
 
+    def count_batch(self) -> None:
+        """One batch HTTP call; its sub-requests are counted on their own endpoints."""
+        self._batches += 1
+
     def request_count(self, endpoint: str | None = None, object_id: str | None = None) -> int:
         """Requests that reached a Graph route, filtered by endpoint name and/or object id."""
         return sum(
@@ -204,8 +209,11 @@ class World(AccountsMixin, WiringMixin, TemplatesMixin):
 
     def reset_counts(self) -> None:
         self._counts.clear()
+        self._batches = 0
 
     def stats(self) -> dict[str, Any]:
+        """Graph calls as Meta bills them (each batch sub-request is one call on its endpoint),
+        and ``batches``: the batch HTTP calls that carried some of them."""
         by_endpoint: Counter[str] = Counter()
         by_object: Counter[str] = Counter()
         for (endpoint, object_id), n in self._counts.items():
@@ -215,6 +223,7 @@ class World(AccountsMixin, WiringMixin, TemplatesMixin):
             "total": sum(self._counts.values()),
             "by_endpoint": dict(sorted(by_endpoint.items())),
             "by_object": dict(sorted(by_object.items())),
+            "batches": self._batches,
         }
 
     # ------------------------------------------------------------------ lookups

@@ -39,6 +39,7 @@ async def test_stats_and_reset(demo: Client) -> None:
         "total": 3,
         "by_endpoint": {"phone_number": 2, "phone_numbers": 1},
         "by_object": {CAFE: 2, MAIN_WABA: 1},
+        "batches": 0,
     }
     status, _ = await control(demo, "POST", "/_sim/stats/reset")
     assert status == 200
