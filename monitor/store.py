@@ -244,6 +244,12 @@ class Store:
     def templates(self, waba_id: str) -> tuple[Template, ...] | None:
         return self._templates.get(waba_id)
 
+    def templates_source(self, waba_id: str) -> tuple[object, ...]:
+        """What a WABA's effective templates are made from (the read, its time, the webhook
+        facts): the same objects mean the same effective templates, so readers can cache."""
+        return (self._templates.get(waba_id), self._templates_at.get(waba_id),
+                self._waba_facts.get(waba_id))
+
     def effective_templates(self, waba_id: str) -> tuple[Template, ...]:
         """The last read's templates with newer template webhooks applied over them."""
         return _effective(self._templates.get(waba_id) or (),

@@ -196,6 +196,42 @@ def test_per_number_checks_run_once_per_poll_not_per_request(
     assert len(calls) == 110
 
 
+def test_template_problems_are_found_again_only_when_a_read_or_a_webhook_replaced_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = fleet(2, 3)
+    first = store.wabas()[0]
+    store.put_templates(first.waba_id, (Template("41", "promo", "en_US", "PAUSED"),
+                                        Template("42", "hello", "en_US", "APPROVED")), at=NOW)
+    original = store.effective_templates
+    calls: list[str] = []
+
+    def counting(waba_id: str) -> tuple[Template, ...]:
+        calls.append(waba_id)
+        return original(waba_id)
+
+    monkeypatch.setattr(store, "effective_templates", counting)
+    cache = PageCache()
+    assert [t.template.name for t in build(store, cache, NOW).templates] == ["promo"]
+    assert set(calls) == {w.waba_id for w in store.wabas()}
+    looked = len(calls)
+    for _ in range(2):
+        p = build(store, cache, NOW)
+        assert [t.template.name for t in p.templates] == ["promo"]
+        rows = {w.waba_id: w for w in p.businesses[0].wabas}
+        assert [t.name for t in rows[first.waba_id].template_problems] == ["promo"]
+    assert len(calls) == looked  # later views look at no template again
+    store.put_waba_facts(first.waba_id, apply_account_update(WabaFacts(), {
+        "event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                                 "waba_ban_date": "May 2, 2030"}}, NOW + 1))
+    build(store, cache, NOW + 1)
+    assert len(calls) > looked and set(calls[looked:]) == {first.waba_id}  # that WABA only
+    looked = len(calls)
+    store.put_templates(first.waba_id, (Template("41", "promo", "en_US", "APPROVED"),),
+                        at=NOW + 2)
+    assert build(store, cache, NOW + 2).templates == ()
+    assert len(calls) > looked and set(calls[looked:]) == {first.waba_id}
+
+
 def test_cached_sums_follow_the_clock_and_webhook_facts() -> None:
     store = fleet(3, 2)
     first = store.wabas()[0]

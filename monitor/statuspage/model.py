@@ -344,6 +344,20 @@ class PageCache:
         self._accounts: dict[str, _Account] = {}
         self._businesses: dict[str, _Business] = {}
         self._confirmed: dict[str, tuple[object, ...]] = {}  # identities behind each sum
+        # Per WABA: its templates with a problem, and the identities they came from (at
+        # 50,000 numbers a page view otherwise re-checked 200,000 templates).
+        self._template_problems: dict[str, tuple[tuple[object, ...], tuple[Template, ...]]] = {}
+
+    def template_problems(self, store: Store, waba_id: str) -> tuple[Template, ...]:
+        """A WABA's effective templates that have a problem, recomputed only when the read
+        or the webhook facts behind them were replaced."""
+        source = store.templates_source(waba_id)
+        cached = self._template_problems.get(waba_id)
+        if cached is not None and _identical(cached[0], source):
+            return cached[1]
+        problems = tuple(t for t in store.effective_templates(waba_id) if t.problem)
+        self._template_problems[waba_id] = (source, problems)
+        return problems
 
     def derived(self, state: WabaState, name: str | None) -> _Derived:
         cached = self._derived.get(state.waba_id)
@@ -429,14 +443,21 @@ class PageCache:
 
     def prune(self, store: Store) -> None:
         """Forget WABAs no longer watched (only when there are more entries than WABAs)."""
-        if len(self._derived) > store.waba_count or len(self._accounts) > store.waba_count:
-            for entries in (self._derived, self._accounts):
+        if (len(self._derived) > store.waba_count or len(self._accounts) > store.waba_count
+                or len(self._template_problems) > store.waba_count):
+            for entries in (self._derived, self._accounts, self._template_problems):
                 for waba_id in [w for w in entries if store.waba(w) is None]:
                     del entries[waba_id]
         if len(self._businesses) > len(store.businesses()):
             for business_id in [b for b in self._businesses if store.summary(b) is None]:
                 del self._businesses[business_id]
                 self._confirmed.pop(business_id, None)
+
+
+def _identical(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
+    """The same objects (a float time compares by value)."""
+    return len(old) == len(new) and all(
+        x is y or (isinstance(x, float) and x == y) for x, y in zip(old, new, strict=True))
 
 
 def _same(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
@@ -792,7 +813,7 @@ def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, que
     fold = wabas_total > ALL_WABAS_UP_TO
     businesses.sort(key=lambda r: r[0])
     templates = [TemplateRow(w.waba_id, t) for w in store.wabas()
-                 for t in store.effective_templates(w.waba_id) if t.problem]
+                 for t in cache.template_problems(store, w.waba_id)]
     stuck = sorted((o for o in pending if now - o.at > STUCK_PENDING_AFTER),
                    key=lambda o: (o.at, o.number.id))
     return StatusPage(
@@ -803,7 +824,7 @@ def build(store: Store, cache: PageCache, now: float, *, ready: bool = True, que
                                        key=lambda r: (-int(r[1]), _RANK.get(r[0], 99)))),
         critical=critical, warning=warning,
         sandbox=tuple(_with_since(store, p, changed, now) for p in apart),
-        businesses=tuple(_business_row(store, summary, seen, fold, key, stale_ids, now)
+        businesses=tuple(_business_row(store, cache, summary, seen, fold, key, stale_ids, now)
                          for key, summary, seen in businesses[:BUSINESSES_SHOWN]),
         businesses_total=len(businesses),
         wabas_total=wabas_total, wabas_up=wabas_up, numbers_total=numbers_total,
@@ -838,7 +859,7 @@ def _field_changes(recent: Iterable[Transition]) -> dict[tuple[str, str], float]
     return out
 
 
-def _waba_row(store: Store, seen: _WabaSeen, stale: set[str | None],
+def _waba_row(store: Store, cache: PageCache, seen: _WabaSeen, stale: set[str | None],
               now: float) -> WabaRow | None:
     state = store.waba(seen.waba_id)
     if state is None:
@@ -854,17 +875,17 @@ def _waba_row(store: Store, seen: _WabaSeen, stale: set[str | None],
         restrictions=tuple(r.restriction_type for r in facts.active_restrictions(now))
         if facts else (),
         can_send_message=node.can_send_message if node else None,
-        template_problems=tuple(t for t in store.effective_templates(state.waba_id)
-                                if t.problem),
+        template_problems=cache.template_problems(store, state.waba_id),
         numbers=len(state.numbers), numbers_by_status=seen.derived.by_status,
         critical=seen.critical, warning=seen.warning + is_stale,
     )
 
 
-def _business_row(store: Store, summary: BusinessSummary, seen: tuple[_WabaSeen, ...],
-                  fold: bool, key: tuple[int, int, str], stale: set[str | None],
-                  now: float) -> BusinessRow:
-    rows = [r for r in (_waba_row(store, s, stale, now) for s in seen) if r is not None]
+def _business_row(store: Store, cache: PageCache, summary: BusinessSummary,
+                  seen: tuple[_WabaSeen, ...], fold: bool, key: tuple[int, int, str],
+                  stale: set[str | None], now: float) -> BusinessRow:
+    rows = [r for r in (_waba_row(store, cache, s, stale, now) for s in seen)
+            if r is not None]
     if not fold:
         return BusinessRow(summary, -key[0], -key[1], tuple(rows), 0)
     noteworthy = sorted((r for r in rows if r.noteworthy),
