@@ -1,23 +1,24 @@
-"""Jobs: one per WABA, never overlapping, first run at start-up; discovery adds and removes."""
+"""Runs: a poll per WABA on the cadence, never overlapping, first run at start-up; discovery
+adds and removes."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.config import load_settings
 from monitor.daemon import Monitor
 from monitor.graph.client import GraphClient
-from monitor.scheduler import Jobs
+from monitor.scheduler import Jobs, templates_key
 from monitor.selfmetrics import SelfMetrics
 from monitor.simulator import Scenario, builtin_scenario
 from monitor.store import Store
 from tests.conftest import Sim, small_fleet, write_config
 
 
-async def test_one_coalescing_job_per_waba_running_at_start(
+async def test_one_poll_per_waba_running_at_start(
     start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
     metrics: SelfMetrics, tmp_path: Path
 ) -> None:
@@ -33,17 +34,19 @@ async def test_one_coalescing_job_per_waba_running_at_start(
     jobs = Jobs(monitor)
     jobs.start()
     try:
-        scheduled = [j for j in jobs.scheduler.get_jobs() if j.id.startswith("waba:")]
-        assert sorted(j.id for j in scheduled) == sorted(f"waba:{w.id}" for w in business.wabas)
-        assert [j.id for j in jobs.scheduler.get_jobs() if j.id.startswith("business:")] == [
-            f"business:{business.id}"]
-        assert all(j.max_instances == 1 and j.coalesce for j in scheduled)
+        assert jobs.waba_ids() == {w.id for w in business.wabas}
+        assert [j.id for j in jobs.scheduler.get_jobs()] == [f"business:{business.id}"]
+        assert all(jobs.poll_interval(w.id) == 3600.0 for w in business.wabas)
+        assert all(jobs.templates_scheduled(w.id) for w in business.wabas)  # 15m by default
         for _ in range(100):
             if jobs.ready:
                 break
             await asyncio.sleep(0.05)
         assert jobs.ready
         assert sim.world.request_count("phone_numbers") == 3  # first poll ran, once each
+        now = time.monotonic()  # and the next one is an interval (plus jitter) away
+        assert all(now + 3000 < (jobs.next_poll(w.id) or 0.0) <= now + 3600 * 1.1
+                   for w in business.wabas)
     finally:
         jobs.shutdown()
 
@@ -92,9 +95,9 @@ async def test_template_reads_wait_for_the_first_polls(
     jobs = Jobs(monitor)
     jobs.start()
     try:
-        for job in jobs.scheduler.get_jobs():  # the template jobs come due now
-            if job.id.startswith("templates:"):
-                job.modify(next_run_time=datetime.now(UTC))
+        for waba_id in (slow, other):  # the template reads come due now
+            assert jobs.templates_scheduled(waba_id)
+            assert jobs.cadence.run_soon(templates_key(waba_id))
         await asyncio.sleep(0.5)
         assert not monitor.store.ready  # the slow WABA's first poll still hangs
         assert sim.world.request_count("message_templates") == 0
