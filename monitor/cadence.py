@@ -160,7 +160,10 @@ class Cadence:
             heapq.heappop(heap)
             entry = entries.get(key)
             if entry is not None and entry.seq == seq:
-                self._fire(key, entry, now)
+                try:
+                    self._fire(key, entry, now)
+                except Exception:  # one key's trouble never holds up the others
+                    log.exception("cadence_start_failed", cadence=self.name, key=key)
         return None
 
     async def _loop(self) -> None:
@@ -183,19 +186,22 @@ class Cadence:
                     handle.cancel()
 
     def _fire(self, key: str, entry: _Entry, now: float) -> None:
+        following = entry.due + entry.interval  # scheduled first: the key never falls out
+        if following <= now:  # coalesce: the missed runs are dropped, not run
+            following += (math.floor((now - following) / entry.interval) + 1) * entry.interval
+        entry.due = following
+        try:
+            entry.due += self._jitter(entry.jitter)
+        finally:
+            self._push(key, entry)
         if key in self._running:
             self.skipped += 1
             log.debug("cadence_run_skipped", cadence=self.name, key=key)
-        else:
-            task = asyncio.get_running_loop().create_task(self._run(key, entry.func),
-                                                          name=f"{self.name}:{key}")
-            self._running[key] = task
-            task.add_done_callback(lambda t: self._finished(key, t))
-        following = entry.due + entry.interval
-        if following <= now:  # coalesce: the missed runs are dropped, not run
-            following += (math.floor((now - following) / entry.interval) + 1) * entry.interval
-        entry.due = following + self._jitter(entry.jitter)
-        self._push(key, entry)
+            return
+        task = asyncio.get_running_loop().create_task(self._run(key, entry.func),
+                                                      name=f"{self.name}:{key}")
+        self._running[key] = task
+        task.add_done_callback(lambda t: self._finished(key, t))
 
     async def _run(self, key: str, func: Callable[[], Awaitable[object]]) -> None:
         try:

@@ -332,3 +332,26 @@ async def test_the_timer_survives_raising_runs_and_stop_cancels_quietly() -> Non
     assert cancelled == [1] and not cadence.running("hanging")
     assert [e["event"] for e in logs].count("cadence_run_failed") == 3
     assert "cadence_tick_failed" not in [e["event"] for e in logs]
+
+
+async def test_a_start_that_fails_keeps_the_key_and_the_others_running() -> None:
+    clock, runs = Clock(), no_runs()
+    fail = [True]
+
+    def uniform(low: float, high: float) -> float:
+        if fail.pop() if fail else False:
+            raise RuntimeError("no randomness today")
+        return high
+
+    cadence = Cadence(clock=clock, uniform=uniform)
+    cadence.add("a", counter(runs, "a"), 10.0, jitter=1.0)
+    cadence.add("b", counter(runs, "b"), 10.0, jitter=1.0)
+    with capture_logs() as logs:
+        cadence.tick()
+        await settle()
+    assert [e["event"] for e in logs] == ["cadence_start_failed"]
+    assert runs == {"b": 1} and cadence.due("a") == 1010.0  # still scheduled, without jitter
+    clock.now = 1011.0
+    cadence.tick()
+    await settle()
+    assert runs == {"a": 1, "b": 2}

@@ -87,6 +87,9 @@ async def test_reload_adds_removes_and_rejects_bad_files(tmp_path: Path) -> None
                     f'"{second.id}"}} 9') in after
             assert "whatsapp_monitor_config_last_reload_successful 1.0" in after
             assert rt.jobs.waba_ids() == {second.wabas[0].id}  # type: ignore[union-attr]
+            assert rt.jobs.templates_scheduled(second.wabas[0].id)  # type: ignore[union-attr]
+            assert not rt.jobs.templates_scheduled(  # type: ignore[union-attr]
+                first.wabas[0].id)  # removed with its polls
 
             # A bad file is rejected whole; the running configuration stays.
             path.write_text("graph:\n  api_version: nope\nbusinesses: []\n")

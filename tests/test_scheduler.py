@@ -136,3 +136,68 @@ async def test_the_daemon_freezes_its_long_lived_objects_once_ready(tmp_path: Pa
     finally:
         gc.unfreeze()
         await runner.cleanup()
+
+
+async def test_repolls_budget_pace_and_reloads_move_a_wabas_next_poll(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path
+) -> None:
+    """Not started, so nothing runs: only where each WABA's next poll stands is read."""
+    from structlog.testing import capture_logs
+
+    scenario = small_fleet(numbers_per_waba=1, wabas=2)
+    sim = await start_sim(scenario)
+    business = scenario.businesses[0]
+    paced, other = (w.id for w in business.wabas)
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": business.id, "wabas": [paced, other]}],
+        "schedule": {"scan_interval": "1h", "jitter": 0},
+        "webhooks": {"repoll_delay": "5s"},
+    }), environ={})
+    monitor = Monitor(settings, make_client(sim), Store(), metrics)
+    jobs = Jobs(monitor)
+    jobs.apply()
+    before = time.monotonic()
+    for listener in monitor.on_interval:  # the budget slowed one WABA down
+        listener(paced, 7200.0)
+    after = time.monotonic()
+    assert jobs.poll_interval(paced) == 7200.0 and jobs.poll_interval(other) == 3600.0
+    assert before + 7200 <= (jobs.next_poll(paced) or 0.0) <= after + 7200
+
+    with capture_logs() as logs:
+        before = time.monotonic()
+        jobs.request_repoll(waba_id=paced, reason="account_update")
+        after = time.monotonic()
+        soon = jobs.next_poll(paced)
+        jobs.request_repoll(waba_id=paced, reason="account_update")  # debounced: not later
+        jobs.request_repoll(waba_id="404", reason="account_update")
+    assert soon is not None and before + 5 <= soon <= after + 5
+    assert jobs.next_poll(paced) == soon and jobs.poll_interval(paced) == 7200.0
+    assert [(e["event"], e.get("waba_id")) for e in logs] == [
+        ("repoll_scheduled", paced), ("repoll_for_unknown_waba", "404")]
+
+    before = time.monotonic()
+    jobs.reconcile(interval_changed=True)  # every WABA paced again from the scan interval
+    after = time.monotonic()
+    for waba_id in (paced, other):
+        assert jobs.poll_interval(waba_id) == 3600.0
+        assert before + 3600 <= (jobs.next_poll(waba_id) or 0.0) <= after + 3600
+    assert jobs.waba_ids() == {paced, other}
+
+    # A reload that adds a WABA and changes the interval: the added one is polled now, the
+    # kept ones a new interval from now; a removed one's polls and template reads go.
+    added = scenario.businesses[0].wabas[0].id + "0"
+    monitor.configure(load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": business.id, "wabas": [paced, added]}],
+        "schedule": {"scan_interval": "2h", "jitter": 0},
+    }), environ={}), monitor.shard)
+    before = time.monotonic()
+    jobs.reconcile(interval_changed=True)
+    after = time.monotonic()
+    assert jobs.waba_ids() == {paced, added}
+    assert not jobs.templates_scheduled(other) and jobs.templates_scheduled(added)
+    assert before <= (jobs.next_poll(added) or 0.0) <= after
+    assert before + 7200 <= (jobs.next_poll(paced) or 0.0) <= after + 7200
+    jobs.shutdown()
