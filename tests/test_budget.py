@@ -74,7 +74,7 @@ async def test_simulator_budget_drives_pacing_and_throttles_stay_per_waba(
     monitor = Monitor(settings, make_client(sim, max_retries=0, max_throttle_wait=1), Store(),
                       metrics)
     jobs = Jobs(monitor)
-    jobs.apply()  # jobs for the configured WABAs, scheduler not started
+    jobs.apply()  # runs for the configured WABAs, cadence not started
     busy_target = next(t for t in monitor.targets() if t.waba_id == busy)
     calm_target = next(t for t in monitor.targets() if t.waba_id == calm)
     await monitor.poll_waba(calm_target)
@@ -86,8 +86,8 @@ async def test_simulator_budget_drives_pacing_and_throttles_stay_per_waba(
         intervals.append(state.interval)
     # Usage 10 %, 20 %, ... 100 %: calm up to 70 %, then twice as slow each poll.
     assert intervals == [60.0] * 7 + [120.0, 240.0, 480.0]
-    job = jobs.scheduler.get_job(f"waba:{busy}")
-    assert job.trigger.interval.total_seconds() == intervals[-1]
+    assert jobs.poll_interval(busy) == intervals[-1]
+    assert jobs.poll_interval(calm) == 60.0
     text = monitor.store.body().text.decode()
     assert (f'whatsapp_monitor_waba_api_budget_remaining_ratio{{business_id="{business.id}",'
             f'waba_id="{busy}"}} 0') in text

@@ -129,7 +129,11 @@ async def test_a_business_removed_from_the_configuration_stays_gone_after_restar
             await _wait_ready(second)
             metrics = await _get(second.url + "/metrics")
             page = await _get(second.url + "/")
-            jobs = {j.id for j in second.jobs.scheduler.get_jobs()}  # type: ignore[union-attr]
+            assert second.jobs is not None
+            polled = second.jobs.waba_ids()
+            templates = {w.id for w in (*a.wabas, *b.wabas)
+                         if second.jobs.templates_scheduled(w.id)}
+            businesses = {j.id for j in second.jobs.scheduler.get_jobs()}
         # check runs in a child process while this loop keeps serving the simulator
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "monitor", "check", "--config", str(only_a_config),
@@ -142,7 +146,9 @@ async def test_a_business_removed_from_the_configuration_stays_gone_after_restar
         assert world.request_count(object_id=waba.id) == 0
         for text in (served_at_start, metrics, page, out.decode()):
             assert waba.id not in text
-        assert f"waba:{waba.id}" not in jobs
+        assert waba.id not in polled and waba.id not in templates
+    assert polled == {w.id for w in a.wabas} == templates
+    assert businesses == {f"business:{a.id}"}
     assert b.id not in metrics and b.id not in page
     for waba in a.wabas:
         assert world.request_count("phone_numbers", object_id=waba.id) == 2  # daemon, check

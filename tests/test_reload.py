@@ -86,8 +86,10 @@ async def test_reload_adds_removes_and_rejects_bad_files(tmp_path: Path) -> None
             assert (f'whatsapp_business_registered_phone_numbers_cap{{business_id='
                     f'"{second.id}"}} 9') in after
             assert "whatsapp_monitor_config_last_reload_successful 1.0" in after
-            assert {j.id for j in rt.jobs.scheduler.get_jobs()  # type: ignore[union-attr]
-                    if j.id.startswith("waba:")} == {f"waba:{second.wabas[0].id}"}
+            assert rt.jobs.waba_ids() == {second.wabas[0].id}  # type: ignore[union-attr]
+            assert rt.jobs.templates_scheduled(second.wabas[0].id)  # type: ignore[union-attr]
+            assert not rt.jobs.templates_scheduled(  # type: ignore[union-attr]
+                first.wabas[0].id)  # removed with its polls
 
             # A bad file is rejected whole; the running configuration stays.
             path.write_text("graph:\n  api_version: nope\nbusinesses: []\n")

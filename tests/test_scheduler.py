@@ -1,23 +1,24 @@
-"""Jobs: one per WABA, never overlapping, first run at start-up; discovery adds and removes."""
+"""Runs: a poll per WABA on the cadence, never overlapping, first run at start-up; discovery
+adds and removes."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.config import load_settings
 from monitor.daemon import Monitor
 from monitor.graph.client import GraphClient
-from monitor.scheduler import Jobs
+from monitor.scheduler import Jobs, templates_key
 from monitor.selfmetrics import SelfMetrics
 from monitor.simulator import Scenario, builtin_scenario
 from monitor.store import Store
 from tests.conftest import Sim, small_fleet, write_config
 
 
-async def test_one_coalescing_job_per_waba_running_at_start(
+async def test_one_poll_per_waba_running_at_start(
     start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
     metrics: SelfMetrics, tmp_path: Path
 ) -> None:
@@ -33,17 +34,19 @@ async def test_one_coalescing_job_per_waba_running_at_start(
     jobs = Jobs(monitor)
     jobs.start()
     try:
-        scheduled = [j for j in jobs.scheduler.get_jobs() if j.id.startswith("waba:")]
-        assert sorted(j.id for j in scheduled) == sorted(f"waba:{w.id}" for w in business.wabas)
-        assert [j.id for j in jobs.scheduler.get_jobs() if j.id.startswith("business:")] == [
-            f"business:{business.id}"]
-        assert all(j.max_instances == 1 and j.coalesce for j in scheduled)
+        assert jobs.waba_ids() == {w.id for w in business.wabas}
+        assert [j.id for j in jobs.scheduler.get_jobs()] == [f"business:{business.id}"]
+        assert all(jobs.poll_interval(w.id) == 3600.0 for w in business.wabas)
+        assert all(jobs.templates_scheduled(w.id) for w in business.wabas)  # 15m by default
         for _ in range(100):
             if jobs.ready:
                 break
             await asyncio.sleep(0.05)
         assert jobs.ready
         assert sim.world.request_count("phone_numbers") == 3  # first poll ran, once each
+        now = time.monotonic()  # and the next one is an interval (plus jitter) away
+        assert all(now + 3000 < (jobs.next_poll(w.id) or 0.0) <= now + 3600 * 1.1
+                   for w in business.wabas)
     finally:
         jobs.shutdown()
 
@@ -92,9 +95,9 @@ async def test_template_reads_wait_for_the_first_polls(
     jobs = Jobs(monitor)
     jobs.start()
     try:
-        for job in jobs.scheduler.get_jobs():  # the template jobs come due now
-            if job.id.startswith("templates:"):
-                job.modify(next_run_time=datetime.now(UTC))
+        for waba_id in (slow, other):  # the template reads come due now
+            assert jobs.templates_scheduled(waba_id)
+            assert jobs.cadence.run_soon(templates_key(waba_id))
         await asyncio.sleep(0.5)
         assert not monitor.store.ready  # the slow WABA's first poll still hangs
         assert sim.world.request_count("message_templates") == 0
@@ -133,3 +136,68 @@ async def test_the_daemon_freezes_its_long_lived_objects_once_ready(tmp_path: Pa
     finally:
         gc.unfreeze()
         await runner.cleanup()
+
+
+async def test_repolls_budget_pace_and_reloads_move_a_wabas_next_poll(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path
+) -> None:
+    """Not started, so nothing runs: only where each WABA's next poll stands is read."""
+    from structlog.testing import capture_logs
+
+    scenario = small_fleet(numbers_per_waba=1, wabas=2)
+    sim = await start_sim(scenario)
+    business = scenario.businesses[0]
+    paced, other = (w.id for w in business.wabas)
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": business.id, "wabas": [paced, other]}],
+        "schedule": {"scan_interval": "1h", "jitter": 0},
+        "webhooks": {"repoll_delay": "5s"},
+    }), environ={})
+    monitor = Monitor(settings, make_client(sim), Store(), metrics)
+    jobs = Jobs(monitor)
+    jobs.apply()
+    before = time.monotonic()
+    for listener in monitor.on_interval:  # the budget slowed one WABA down
+        listener(paced, 7200.0)
+    after = time.monotonic()
+    assert jobs.poll_interval(paced) == 7200.0 and jobs.poll_interval(other) == 3600.0
+    assert before + 7200 <= (jobs.next_poll(paced) or 0.0) <= after + 7200
+
+    with capture_logs() as logs:
+        before = time.monotonic()
+        jobs.request_repoll(waba_id=paced, reason="account_update")
+        after = time.monotonic()
+        soon = jobs.next_poll(paced)
+        jobs.request_repoll(waba_id=paced, reason="account_update")  # debounced: not later
+        jobs.request_repoll(waba_id="404", reason="account_update")
+    assert soon is not None and before + 5 <= soon <= after + 5
+    assert jobs.next_poll(paced) == soon and jobs.poll_interval(paced) == 7200.0
+    assert [(e["event"], e.get("waba_id")) for e in logs] == [
+        ("repoll_scheduled", paced), ("repoll_for_unknown_waba", "404")]
+
+    before = time.monotonic()
+    jobs.reconcile(interval_changed=True)  # every WABA paced again from the scan interval
+    after = time.monotonic()
+    for waba_id in (paced, other):
+        assert jobs.poll_interval(waba_id) == 3600.0
+        assert before + 3600 <= (jobs.next_poll(waba_id) or 0.0) <= after + 3600
+    assert jobs.waba_ids() == {paced, other}
+
+    # A reload that adds a WABA and changes the interval: the added one is polled now, the
+    # kept ones a new interval from now; a removed one's polls and template reads go.
+    added = scenario.businesses[0].wabas[0].id + "0"
+    monitor.configure(load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": business.id, "wabas": [paced, added]}],
+        "schedule": {"scan_interval": "2h", "jitter": 0},
+    }), environ={}), monitor.shard)
+    before = time.monotonic()
+    jobs.reconcile(interval_changed=True)
+    after = time.monotonic()
+    assert jobs.waba_ids() == {paced, added}
+    assert not jobs.templates_scheduled(other) and jobs.templates_scheduled(added)
+    assert before <= (jobs.next_poll(added) or 0.0) <= after
+    assert before + 7200 <= (jobs.next_poll(paced) or 0.0) <= after + 7200
+    jobs.shutdown()
