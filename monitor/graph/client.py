@@ -194,10 +194,13 @@ class GraphClient:
         """
         attempt = 0
         waits: ThrottleWaits | None = None  # the poll's, else this request's own (on need)
+        alone = False  # after a batch call failed as a whole, this GET retries on its own
         while True:
             try:
-                return await self._attempt(endpoint, path, params, validate, bearer, digest)
+                return await self._attempt(endpoint, path, params, validate, bearer, digest,
+                                           alone=alone)
             except GraphError as err:
+                alone = alone or isinstance(err, BatchCallFailed)
                 self._metrics.graph_errors.labels(endpoint=endpoint, code=err.code_label).inc()
                 if err.kind is ErrorKind.AUTH and bearer is None:
                     self._metrics.auth_ok.set(0)
@@ -252,6 +255,8 @@ class GraphClient:
         validate: Validator | None,
         bearer: str | None = None,
         digest: BodyDigest | None = None,
+        *,
+        alone: bool = False,
     ) -> dict[str, Any]:
         query = dict(params)
         if self._proof and bearer is None:
@@ -265,7 +270,8 @@ class GraphClient:
             requests = self._metrics.graph_requests.labels(endpoint=endpoint)
             self._request_counters[endpoint] = requests
         requests.inc()
-        reply = await self._exchange(endpoint, path, query, headers, bearer is None)
+        reply = await self._exchange(endpoint, path, query, headers,
+                                     batchable=bearer is None and not alone)
         status, raw = reply.status, reply.body
         buc = parse_buc_usage(reply.buc)
         app = self._new_app_usage(reply.app)
@@ -297,9 +303,11 @@ class GraphClient:
         return body
 
     async def _exchange(self, endpoint: str, path: str, query: dict[str, str],
-                        headers: Mapping[str, str], batchable: bool) -> Reply:
+                        headers: Mapping[str, str], *, batchable: bool) -> Reply:
         """One GET's answer: inside a batch call when batching is on (and the API has not
-        refused batches), else alone. Transport failures become NETWORK errors."""
+        refused batches), else alone. Transport failures become NETWORK errors; a batch
+        call's own (one slow GET can hold up the whole call) says its GETs retry alone, so
+        one WABA's trouble does not keep failing its neighbours'."""
         try:
             if batchable and self._batcher is not None:
                 query.pop("appsecret_proof", None)  # sent once, with the batch
@@ -308,6 +316,9 @@ class GraphClient:
                 except BatchUnusable:
                     if self._proof:
                         query["appsecret_proof"] = self._proof
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise BatchCallFailed(kind=ErrorKind.NETWORK, endpoint=endpoint,
+                                          message=type(exc).__name__) from None
             return await self._get_alone(path, query, headers)
         except (aiohttp.ClientError, TimeoutError, EntryLost) as exc:
             raise GraphError(kind=ErrorKind.NETWORK, endpoint=endpoint,
@@ -424,6 +435,11 @@ class GraphClient:
             seen.add(after)
         raise GraphError(kind=ErrorKind.CURSOR_LOOP, endpoint=endpoint,
                          message=f"more than {MAX_PAGES} pages")
+
+
+@dataclass(eq=False)
+class BatchCallFailed(GraphError):
+    """The batch call that carried a GET failed as a whole (transport or timeout)."""
 
 
 @dataclass(slots=True)
