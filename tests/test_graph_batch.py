@@ -46,6 +46,7 @@ class FakeGraph:
 
     entry: Entry = ok_entry
     whole: web.Response | None = None
+    stall: float = 0.0  # seconds each batch call takes before it answers
     top_headers: dict[str, str] = field(default_factory=dict)
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     forms: list[dict[str, str]] = field(default_factory=list)
@@ -63,6 +64,8 @@ class FakeGraph:
         self.forms.append(form)
         items = json.loads(form["batch"])
         self.batches.append(items)
+        if self.stall:
+            await asyncio.sleep(self.stall)
         if self.whole is not None:
             return self.whole
         out = []
@@ -89,12 +92,14 @@ async def fake(aiohttp_server: Any) -> Callable[..., Awaitable[tuple[FakeGraph, 
 
 def client(session: aiohttp.ClientSession, url: str, metrics: SelfMetrics, *,
            batch_size: int = 50, wait: float = 0.05, secret: str | None = None,
+           timeout: float = 5.0,
            sink: Callable[[tuple[BucUsage, ...]], None] | None = None) -> GraphClient:
     async def no_sleep(_: float) -> None:
         return None
     return GraphClient(session, base_url=url, api_version="v24.0", access_token=TOKEN,
                        metrics=metrics, app_secret=secret, batch_size=batch_size,
                        batch_wait=wait, retry=RetryPolicy(max_retries=2), sleep=no_sleep,
+                       timeout=timeout,
                        usage_sink=sink)
 
 
@@ -189,6 +194,15 @@ async def test_a_failed_batch_call_fails_each_get_with_its_error(
     graph.whole = None  # batching stays on: the token was the trouble, not the batch
     await many(graph_client, 2)
     assert len(graph.batches) == 2 and graph.gets == []
+
+
+async def test_gets_of_a_batch_call_that_timed_out_retry_alone(
+        fake: Any, session: aiohttp.ClientSession, metrics: SelfMetrics) -> None:
+    graph, url = await fake(stall=1.0)  # one slow GET holds up the whole call
+    bodies = await many(client(session, url, metrics, timeout=0.3), 3)
+    assert [b["alone"] for b in bodies] == [True, True, True]
+    assert len(graph.batches) == 1 and len(graph.gets) == 3
+    assert metrics.graph_errors.labels(endpoint="phone_numbers", code="network")._value.get() == 3
 
 
 @pytest.mark.parametrize("refusal", [
