@@ -577,7 +577,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="message templates per WABA (default 20)")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--scrape-interval", type=float, default=15.0)
-    parser.add_argument("--status-interval", type=float, default=15.0)
+    parser.add_argument("--status-interval", type=float, default=10.0,
+                        help="one open status page: it refreshes itself every 10 s")
     parser.add_argument("--changes-per-minute", type=float, default=4.0,
                         help="number/template changes (each with its webhook) a minute "
                              "(default 4)")

@@ -47,6 +47,7 @@ class FakeGraph:
     entry: Entry = ok_entry
     whole: web.Response | None = None
     stall: float = 0.0  # seconds each batch call takes before it answers
+    hang: set[str] = field(default_factory=set)  # objects whose reads never answer
     top_headers: dict[str, str] = field(default_factory=dict)
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     forms: list[dict[str, str]] = field(default_factory=list)
@@ -66,6 +67,8 @@ class FakeGraph:
         self.batches.append(items)
         if self.stall:
             await asyncio.sleep(self.stall)
+        if any(item["relative_url"].split("/")[0] in self.hang for item in items):
+            await asyncio.sleep(3600)
         if self.whole is not None:
             return self.whole
         out = []
@@ -78,6 +81,8 @@ class FakeGraph:
     async def _get(self, request: web.Request) -> web.StreamResponse:
         self.gets.append(request.match_info["path"])
         waba = request.match_info["path"].split("/")[0]
+        if waba in self.hang:
+            await asyncio.sleep(3600)
         return web.json_response({"data": [{"id": f"{waba}-n"}], "alone": True})
 
 
@@ -203,6 +208,28 @@ async def test_gets_of_a_batch_call_that_timed_out_retry_alone(
     assert [b["alone"] for b in bodies] == [True, True, True]
     assert len(graph.batches) == 1 and len(graph.gets) == 3
     assert metrics.graph_errors.labels(endpoint="phone_numbers", code="network")._value.get() == 3
+
+
+async def test_an_object_that_hangs_alone_too_is_read_alone_until_it_answers(
+        fake: Any, session: aiohttp.ClientSession, metrics: SelfMetrics) -> None:
+    graph, url = await fake(hang={"1001"})
+    graph_client = client(session, url, metrics, timeout=0.3)
+    results = await asyncio.gather(*(
+        graph_client.get("phone_numbers", f"{1000 + i}/phone_numbers", {}) for i in range(3)),
+        return_exceptions=True)
+    assert isinstance(results[1], GraphError) and results[1].kind is ErrorKind.NETWORK
+    assert [len(b) for b in graph.batches] == [3]
+    # Its neighbours' next reads share a batch call without it; it goes alone.
+    results = await asyncio.gather(*(
+        graph_client.get("phone_numbers", f"{1000 + i}/phone_numbers", {}) for i in range(3)),
+        return_exceptions=True)
+    assert isinstance(results[0], dict) and isinstance(results[2], dict)
+    assert [len(b) for b in graph.batches] == [3, 2]
+    assert "1001" not in json.dumps(graph.batches[1])
+    graph.hang.clear()  # it answers again: back into batch calls after one good read alone
+    await graph_client.get("phone_numbers", "1001/phone_numbers", {})
+    await graph_client.get("phone_numbers", "1001/phone_numbers", {})
+    assert "1001" in json.dumps(graph.batches[-1])
 
 
 @pytest.mark.parametrize("refusal", [

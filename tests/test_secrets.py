@@ -74,7 +74,9 @@ async def test_no_secret_in_logs_metrics_or_answers(tmp_path: Path) -> None:
             for faults in rounds(d.waba_ids):
                 for fault in faults:
                     d.world.inject_fault(fault)
-                await asyncio.sleep(1.5)
+                # Long enough for a poll whose batch call a hanging neighbour held up (1 s
+                # timeout) to retry alone and fail in its own way.
+                await asyncio.sleep(3.0)
                 d.world.clear_faults()
                 await d.all_up(timeout=15)
 

@@ -40,6 +40,7 @@ log = structlog.get_logger("monitor.graph")
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_PAGES = 100_000
+MAX_SOLO = 10_000  # objects remembered as read alone (bounded: removed WABAs linger)
 
 Sleep = Callable[[float], Awaitable[None]]
 Validator = Callable[[Mapping[str, Any]], None]
@@ -170,6 +171,7 @@ class GraphClient:
         # GETs with the access token go out in Graph batch calls when batch_size > 1.
         self._batcher = (Batcher(self._send_batch, size=batch_size, wait=batch_wait)
                          if batch_size > 1 else None)
+        self._solo: set[str] = set()  # objects read alone: their GETs failed in transport
 
     @property
     def batches_sent(self) -> int:
@@ -305,11 +307,15 @@ class GraphClient:
     async def _exchange(self, endpoint: str, path: str, query: dict[str, str],
                         headers: Mapping[str, str], *, batchable: bool) -> Reply:
         """One GET's answer: inside a batch call when batching is on (and the API has not
-        refused batches), else alone. Transport failures become NETWORK errors; a batch
-        call's own (one slow GET can hold up the whole call) says its GETs retry alone, so
-        one WABA's trouble does not keep failing its neighbours'."""
+        refused batches), else alone. Transport failures become NETWORK errors.
+
+        One GET that hangs holds up its whole batch call. So the GETs of a batch call that
+        failed as a whole retry alone, and an object whose GET then fails alone too (the
+        one that hangs) is read alone until a read of it succeeds: its neighbours' polls do
+        not wait on it again."""
+        target = path.partition("/")[0]
         try:
-            if batchable and self._batcher is not None:
+            if batchable and self._batcher is not None and target not in self._solo:
                 query.pop("appsecret_proof", None)  # sent once, with the batch
                 try:
                     return await self._batcher.get(f"{path}?{urlencode(query)}")
@@ -319,7 +325,14 @@ class GraphClient:
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise BatchCallFailed(kind=ErrorKind.NETWORK, endpoint=endpoint,
                                           message=type(exc).__name__) from None
-            return await self._get_alone(path, query, headers)
+            try:
+                reply = await self._get_alone(path, query, headers)
+            except (aiohttp.ClientError, TimeoutError):
+                if self._batcher is not None and len(self._solo) < MAX_SOLO:
+                    self._solo.add(target)
+                raise
+            self._solo.discard(target)
+            return reply
         except (aiohttp.ClientError, TimeoutError, EntryLost) as exc:
             raise GraphError(kind=ErrorKind.NETWORK, endpoint=endpoint,
                              message=type(exc).__name__) from None
