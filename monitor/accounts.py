@@ -123,15 +123,18 @@ def parse_waba_node(raw: Mapping[str, Any], at: float) -> WabaNode:
     owner = raw.get("owner_business_info")
     return WabaNode(
         name=text(raw.get("name"), 256),
-        ownership_type=text(raw.get("ownership_type")),
-        timezone_id=text(raw.get("timezone_id")),
-        account_review_status=text(raw.get("account_review_status")),
-        business_verification_status=text(raw.get("business_verification_status")),
-        can_send_message=text(health.get("can_send_message"))
+        # Enum-like values and the owner's id (one per business) are shared: WABA nodes
+        # are read for a whole fleet and kept until the next discovery read.
+        ownership_type=_shared(text(raw.get("ownership_type"))),
+        timezone_id=_shared(text(raw.get("timezone_id"))),
+        account_review_status=_shared(text(raw.get("account_review_status"))),
+        business_verification_status=_shared(text(raw.get("business_verification_status"))),
+        can_send_message=_shared(text(health.get("can_send_message")))
         if isinstance(health, Mapping) else None,
         health_errors=parse_health_errors(health),
-        owner_business_id=text(owner.get("id")) if isinstance(owner, Mapping) else None,
-        messaging_limit=limit_tier(raw.get("whatsapp_business_manager_messaging_limit")),
+        owner_business_id=_shared(text(owner.get("id"))) if isinstance(owner, Mapping)
+        else None,
+        messaging_limit=_shared(limit_tier(raw.get("whatsapp_business_manager_messaging_limit"))),
         read_at=at,
     )
 

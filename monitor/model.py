@@ -8,6 +8,7 @@ that the exporter can show them rather than drop them. A field the API did not r
 from __future__ import annotations
 
 import hmac
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -311,7 +312,10 @@ def _routing(raw: object, expected: str | None) -> tuple[tuple[str, ...], bool |
     if effective is None:
         return tuple(k for k in OVERRIDE_LEVELS if k in urls), None, None
     parts = urlsplit(effective)
-    origin = f"{parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else None
+    # One string for a fleet's numbers (they share an app, so a callback origin): a copy
+    # per number was some 0.8 MB at 10,000 numbers.
+    origin = sys.intern(f"{parts.scheme}://{parts.hostname}") \
+        if parts.scheme and parts.hostname else None
     matches = None if expected is None else hmac.compare_digest(
         effective.strip().encode(), expected.strip().encode())
     return tuple(k for k in OVERRIDE_LEVELS if k in urls), matches, origin
