@@ -7,13 +7,16 @@ writes the steady benchmark's configuration (``benchmarks.steady.steady_config``
 app id, scan interval) and runs the daemon **in this process** (``monitor.runtime.Runtime``,
 as ``waba-monitor run`` does), so it can take a tracemalloc snapshot itself: no debug hook in
 the product. It waits for ``/-/ready`` (the first full poll), then for every WABA's template,
-node and subscription reads, then ``--settle`` seconds, collects, and prints:
+node and subscription reads, then ``--settle`` seconds, while it reads the metrics body every
+``--scrape-interval`` seconds as scrapes would; then it reads the body until it is settled,
+collects, and prints:
 
 * RSS (VmRSS, VmHWM) and the memory tracemalloc traces (started before the daemon, so
   imports are left out);
 * the top ``--top`` allocation sites by line (and, with ``--frames N``, by traceback);
 * gc-tracked objects by type (top 20; atoms such as str and float are not gc-tracked);
-* the store's dicts and sets: entries and deep size (objects shared between them are
+* the store's dicts and sets (and the state writer's, the monitor's, the scheduler's):
+  entries and deep size (objects shared between them are
   counted under the first one that reaches them, in the order listed).
 
 Tracemalloc makes the daemon slower and its RSS larger; ``--no-trace`` measures RSS alone.
@@ -24,6 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import os
 import sys
@@ -70,13 +75,14 @@ def deep_size(root: object, seen: set[int]) -> int:
     return total
 
 
-def store_sizes(store: Any) -> Iterator[tuple[str, int, int]]:
-    """(attribute, entries, deep bytes) of the store's containers, biggest first."""
-    seen: set[int] = set()
+def store_sizes(store: Any, seen: set[int]) -> Iterator[tuple[str, int, int]]:
+    """(attribute, entries, deep bytes) of an object's containers, biggest first."""
     rows = []
     for name, value in vars(store).items() if hasattr(store, "__dict__") else ():
         if isinstance(value, dict | set | list) or type(value).__name__ == "deque":
             rows.append((name, len(value), deep_size(value, seen)))
+        elif hasattr(value, "runs") and hasattr(value, "loose"):  # the store's _Runs
+            rows.append((name, len(value.runs), deep_size(value, seen)))
     yield from sorted(rows, key=lambda r: -r[2])
 
 
@@ -90,6 +96,10 @@ def report(runtime: Any, args: argparse.Namespace, started: float) -> None:
     print(f"\n## {args.numbers:,} numbers, {args.templates} templates a WABA "
           f"({time.monotonic() - started:.0f} s after start)\n")
     print(f"RSS: {rss()}")
+    libc = ctypes.util.find_library("c")
+    if args.trim and libc:
+        ctypes.CDLL(libc).malloc_trim(0)
+        print(f"RSS after malloc_trim(0) (free heap memory given back): {rss()}")
     if tracemalloc.is_tracing():
         snapshot = tracemalloc.take_snapshot().filter_traces(
             (tracemalloc.Filter(False, tracemalloc.__file__),))
@@ -106,8 +116,8 @@ def report(runtime: Any, args: argparse.Namespace, started: float) -> None:
             print(f"\nTop {args.top} by traceback:")
             for stat in snapshot.statistics("traceback")[: args.top]:
                 print(f"  {stat.size / MB:8.2f} {stat.count:>9,}")
-                for frame in stat.traceback.format(most_recent_first=True)[: 2 * args.frames]:
-                    print(f"      {frame.strip()}")
+                for line in stat.traceback.format(most_recent_first=True)[: 2 * args.frames]:
+                    print(f"      {line.strip()}")
         by_file = snapshot.statistics("filename")
         print("\nTop 15 by file (MB):")
         for stat in by_file[:15]:
@@ -118,8 +128,16 @@ def report(runtime: Any, args: argparse.Namespace, started: float) -> None:
     for name, count in counts.most_common(20):
         print(f"  {count:>10,}  {name}")
     print("\nStore containers (entries, deep MB; shared objects counted once, first listed):")
-    for name, entries, size in store_sizes(runtime.store):
+    seen: set[int] = set()
+    for name, entries, size in store_sizes(runtime.store, seen):
         print(f"  {name:24} {entries:>9,} {size / MB:8.2f}")
+    others = [("state writer", runtime.writer), ("monitor", runtime.monitor),
+              ("jobs", runtime.jobs)]
+    for what, obj in others:
+        if obj is not None:
+            print(f"{what} containers, what the store does not hold (entries, deep MB):")
+            for name, entries, size in list(store_sizes(obj, seen))[:6]:
+                print(f"  {name:24} {entries:>9,} {size / MB:8.2f}")
     members(runtime.store)
 
 
@@ -173,10 +191,19 @@ async def run_daemon(config: Path, args: argparse.Namespace, wabas: int) -> None
     if not args.no_trace:
         tracemalloc.start(args.frames)
     started = time.monotonic()
+
+    async def scrapes(store: Any) -> None:
+        """What Prometheus does every scrape interval: read the body (not sent anywhere)."""
+        while True:
+            await asyncio.sleep(args.scrape_interval)
+            store.body()
+
     async with Runtime(loaded.settings, access_token=loaded.access_token,
                        app_secret=loaded.app_secret,
                        webhook_verify_token=loaded.webhook_verify_token, shard=loaded.shard,
                        loader=loader) as runtime:
+        scraping = asyncio.ensure_future(scrapes(runtime.store)) \
+            if args.scrape_interval > 0 else None
         while not runtime.ready:  # noqa: ASYNC110 - polling a property, no event
             await asyncio.sleep(0.5)
         bench.log(f"ready after {time.monotonic() - started:.1f} s; {rss()}")
@@ -194,7 +221,22 @@ async def run_daemon(config: Path, args: argparse.Namespace, wabas: int) -> None
                   f"{len(store._waba_nodes):,}, subscriptions {len(store._subscriptions):,} "
                   f"after {time.monotonic() - started:.1f} s; settling {args.settle:g} s")
         await asyncio.sleep(args.settle)
-        runtime.store.body()  # what a scrape would render
+        if scraping is not None:
+            scraping.cancel()
+        # What scrapes do: read the body (a new version with nothing changed each time);
+        # a store that compresses WABAs by runs does so over the first reads.
+        reads = []
+        for _ in range(100):
+            t0 = time.process_time()
+            store.body()
+            reads.append(time.process_time() - t0)
+            loose = sum(len(getattr(getattr(store, k, None), "loose", ()))
+                        for k in ("_number_runs", "_account_runs"))
+            if not loose and len(reads) > 1:
+                break
+            store._version += 1  # a new version with nothing changed
+        bench.log(f"body reads until every run was compressed: {len(reads)}, CPU-s each "
+                  f"{', '.join(f'{r:.3f}' for r in reads)} (noisy)")
         report(runtime, args, started)
 
 
@@ -209,10 +251,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait after the reads (default 10)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="longest wait for the template/node reads after ready")
+    parser.add_argument("--scrape-interval", type=float, default=15.0,
+                        help="read the body every N seconds from the start, as scrapes do "
+                        "(0: never; default 15)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--frames", type=int, default=1,
                         help="tracemalloc frames kept (>1 adds a by-traceback summary)")
     parser.add_argument("--no-trace", action="store_true", help="RSS only, no tracemalloc")
+    parser.add_argument("--trim", action="store_true",
+                        help="also report RSS after glibc's malloc_trim(0): how much of it "
+                        "is freed memory the allocator kept")
     args = parser.parse_args(argv)
     per_business = bench.WABAS_PER_BUSINESS * bench.NUMBERS_PER_WABA
     if args.numbers % per_business:

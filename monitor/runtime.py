@@ -21,7 +21,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from monitor import __version__
+from monitor import __version__, heap
 from monitor.config import (
     ConfigError,
     Settings,
@@ -64,6 +64,7 @@ from monitor.webhooks.receiver import (
     startup_warnings,
 )
 
+HEAP_TRIM_INTERVAL = 300.0  # seconds between returns of free heap memory (monitor.heap)
 # Keys read only at start: a reload that changes them says a restart is needed.
 RESTART_KEYS = (("server", "listen"), ("state", "directory"), ("webhooks", "path"),
                 ("webhooks", "max_body_bytes"), ("server", "web_config_file"))
@@ -254,9 +255,11 @@ class Runtime:
         await self.jobs.after_first_polls()
         gc.collect()
         gc.freeze()
-        log.info("gc_frozen", objects=gc.get_freeze_count())
+        log.info("gc_frozen", objects=gc.get_freeze_count(), heap_trimmed=heap.give_back())
         try:
-            await asyncio.Event().wait()  # until the stop
+            while True:  # template reads and discovery churn the heap: give it back now and then
+                await asyncio.sleep(HEAP_TRIM_INTERVAL)
+                heap.give_back()
         finally:
             gc.unfreeze()  # a process that runs on (tests, embedding) collects them again
 
