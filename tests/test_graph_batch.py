@@ -292,3 +292,16 @@ def test_batch_answers_that_are_not_lists_of_the_right_length_are_refused() -> N
     assert entries is not None
     assert entries[0] is None and entries[1] is None
     assert entries[2] == Reply(200, None, None, None, b"{}")
+
+
+@pytest.mark.parametrize("query", [
+    {"fields": "id,status,name_status,throughput{level}", "limit": "100"},
+    {"after": "QVFIUm5=/+ x&y", "fields": "id"},
+    {"q": "ünïcode ✓", "empty": ""},
+])
+def test_relative_urls_encode_their_queries_as_urlencode_does(query: dict[str, str]) -> None:
+    from urllib.parse import urlencode
+
+    from monitor.graph.client import _query_string
+    assert _query_string(query) == urlencode(query)
+    assert _query_string(query) == urlencode(query)  # the remembered encodings too

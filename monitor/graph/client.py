@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import hmac
 import math
@@ -18,7 +19,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import aiohttp
 import orjson
@@ -318,7 +319,7 @@ class GraphClient:
             if batchable and self._batcher is not None and target not in self._solo:
                 query.pop("appsecret_proof", None)  # sent once, with the batch
                 try:
-                    return await self._batcher.get(f"{path}?{urlencode(query)}")
+                    return await self._batcher.get(f"{path}?{_query_string(query)}")
                 except BatchUnusable:
                     if self._proof:
                         query["appsecret_proof"] = self._proof
@@ -498,6 +499,19 @@ async def _read_body(stream: aiohttp.StreamReader) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(value: str) -> str:
+    """A query value, percent-encoded; the same few (the fields list, the limit) come back
+    on every poll, and quoting the fields list character by character was 10 % of the
+    daemon's CPU at 10,000 WABAs."""
+    return quote_plus(value, safe="")
+
+
+def _query_string(query: Mapping[str, str]) -> str:
+    """``urlencode(query)``, with each value's encoding remembered."""
+    return "&".join(f"{_quoted(key)}={_quoted(value)}" for key, value in query.items())
 
 
 def _refuses_batch(reply: Reply) -> bool:
