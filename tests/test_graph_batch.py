@@ -305,3 +305,16 @@ def test_relative_urls_encode_their_queries_as_urlencode_does(query: dict[str, s
     from monitor.graph.client import _query_string
     assert _query_string(query) == urlencode(query)
     assert _query_string(query) == urlencode(query)  # the remembered encodings too
+
+
+@pytest.mark.parametrize("fields", [
+    {"batch": '[{"method":"GET","relative_url":"1/phone_numbers?fields=id%2Cstatus&x=a+b"}]',
+     "include_headers": "true", "appsecret_proof": "ab12"},
+    {"batch": "~ .-_!*'()<>#[]{}|\\^`\"", "x": " "},
+    {"batch": "ünïcode"},
+])
+def test_a_batch_body_is_the_form_urlencode_writes(fields: dict[str, str]) -> None:
+    from urllib.parse import urlencode
+
+    from monitor.graph.batch import form_body
+    assert form_body(fields) == urlencode(fields).encode()

@@ -31,6 +31,7 @@ from monitor.graph.batch import (
     EntryLost,
     Reply,
     batch_form,
+    form_body,
     replies_from_body,
 )
 from monitor.graph.errors import RETRYABLE, ErrorKind, GraphError, error_from_response
@@ -156,6 +157,8 @@ class GraphClient:
         self._session = session
         self._root = f"{base_url.rstrip('/')}/{api_version}/"
         self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._form_headers = {**self._headers,
+                              "Content-Type": "application/x-www-form-urlencoded"}
         self._proof = appsecret_proof(access_token, app_secret) if app_secret else None
         self._metrics = metrics
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -356,8 +359,8 @@ class GraphClient:
         if self._proof:
             form["appsecret_proof"] = self._proof
         async with self._semaphore, self._session.post(
-            self._root, data=form, headers=self._headers, timeout=self._timeout,
-            allow_redirects=False,
+            self._root, data=form_body(form), headers=self._form_headers,
+            timeout=self._timeout, allow_redirects=False,
         ) as resp:
             got = resp.headers
             whole = Reply(resp.status, got.get("X-Business-Use-Case-Usage"),
