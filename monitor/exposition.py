@@ -10,7 +10,7 @@ lines serves both.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -265,59 +265,10 @@ def gzip_member(data: bytes) -> bytes:
     return isal_zlib.compress(data, GZIP_LEVEL, wbits=31)
 
 
-class Members(Mapping[str, bytes]):
-    """A fragment's gzip members by family name, as two tuples: the names (one tuple shared
-    by every fragment with the same families) and the members. A dict per fragment was
-    some 480 bytes; a fleet holds three fragments per WABA (6,000 at 10,000 numbers)."""
-
-    __slots__ = ("_chunks", "_names")
-
-    def __init__(self, names: tuple[str, ...], chunks: tuple[bytes, ...]) -> None:
-        self._names = _NAMES.setdefault(names, names)
-        self._chunks = chunks
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self._names
-
-    def __getitem__(self, key: str) -> bytes:
-        try:
-            return self._chunks[self._names.index(key)]
-        except ValueError:
-            raise KeyError(key) from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def items(self) -> ItemsView[str, bytes]:
-        return _MemberItems(self)
-
-    def __repr__(self) -> str:
-        return f"Members({dict(self.items())!r})"
-
-
-class _MemberItems(ItemsView[str, bytes]):
-    """(name, member) pairs straight from the two tuples (no lookup per name)."""
-
-    _mapping: Members
-
-    def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        return zip(self._mapping._names, self._mapping._chunks, strict=True)
-
-
-# Every distinct tuple of family names, once: fragments of one kind share it.
-_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-
-def compress_fragment(fragment: Mapping[str, bytes]) -> Members:
+def compress_fragment(fragment: Mapping[str, bytes]) -> dict[str, bytes]:
     """Keep each family's lines of one WABA as its own gzip member: ten times smaller in
     memory, and a scrape joins members without compressing anything."""
-    kept = [(name, chunk) for name, chunk in fragment.items() if chunk]
-    return Members(tuple(name for name, _ in kept),
-                   tuple(gzip_member(chunk) for _, chunk in kept))
+    return {name: gzip_member(chunk) for name, chunk in fragment.items() if chunk}
 
 
 _HEADERS = {

@@ -1,45 +1,9 @@
 """What keeps a fleet's state small (issue 14): counted structure, never bytes or timings."""
 
-import gzip
 import sys
 
-from monitor.exposition import Members, compress_fragment
-from monitor.model import BusinessState, PhoneNumber, WabaState
+from monitor.model import PhoneNumber
 from monitor.poller import shared_strings
-from monitor.store import Store
-
-
-def _store(wabas: int) -> Store:
-    store = Store()
-    store.put_business(BusinessState(business_id="1"))
-    for w in range(wabas):
-        numbers = tuple(PhoneNumber(id=f"3{w}{n}", status="CONNECTED", quality_rating="GREEN",
-                                    platform_type="CLOUD_API") for n in range(3))
-        store.put_waba(WabaState("1", f"2{w}", numbers=numbers, up=True, polled=True,
-                                 last_success=1000.0, last_attempt=1000.0, polls=1))
-    return store
-
-
-def test_fragments_of_one_kind_share_one_tuple_of_family_names() -> None:
-    """A fragment holds its members only; the names are one tuple for every WABA alike."""
-    store = _store(3)
-    parts = [store._waba_fragments[f"2{w}"] for w in range(3)]
-    for kind in range(len(parts[0])):
-        fragments = [p[kind] for p in parts]
-        assert all(isinstance(f, Members) for f in fragments)
-        assert len({id(f.names) for f in fragments if isinstance(f, Members)}) == 1
-    assert len(parts[0][0]) >= 5  # the number part has many families
-
-
-def test_members_reads_like_the_dict_it_replaces() -> None:
-    lines = {"a_family": b"a 1\n", "empty": b"", "b_family": b"b 2\n" * 100}
-    members = compress_fragment(lines)
-    assert list(members) == ["a_family", "b_family"]  # empty families are left out
-    assert len(members) == 2 and "a_family" in members and "empty" not in members
-    assert {k: gzip.decompress(v) for k, v in members.items()} == {
-        "a_family": b"a 1\n", "b_family": b"b 2\n" * 100}
-    assert members == dict(members.items()) and members["b_family"] == members.get("b_family")
-    assert members.get("empty") is None
 
 
 def test_ids_are_not_interned_but_enum_values_are() -> None:

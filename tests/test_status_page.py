@@ -232,6 +232,20 @@ def test_template_problems_are_found_again_only_when_a_read_or_a_webhook_replace
     assert len(calls) > looked and set(calls[looked:]) == {first.waba_id}
 
 
+def test_template_problems_are_all_counted_and_the_first_shown() -> None:
+    store = fleet(1, 3)
+    wanted = model.PROBLEMS_SHOWN + 7
+    for i, state in enumerate(store.wabas()):
+        store.put_templates(state.waba_id, tuple(
+            Template(f"{i}{k}", f"t{i}_{k}", "en_US", "PAUSED") for k in range(wanted // 3 + 1)),
+            at=NOW)
+    p = page(store)
+    assert p.templates_total == 3 * (wanted // 3 + 1)
+    assert len(p.templates) == model.PROBLEMS_SHOWN
+    first = store.wabas()[0].waba_id
+    assert [t.waba_id for t in p.templates[: wanted // 3 + 1]] == [first] * (wanted // 3 + 1)
+
+
 def test_cached_sums_follow_the_clock_and_webhook_facts() -> None:
     store = fleet(3, 2)
     first = store.wabas()[0]
