@@ -3,7 +3,7 @@
 ``python -m benchmarks.run [--sizes 1000,10000,50000] [--latency 0.05] [--scrapes 200]
 [--templates 20] [--skip-baseline] [--output BENCHMARKS.md]``
 
-``python -m benchmarks.run --steady [--sizes ...] [--duration 600] [--scan-interval 60]`` runs
+``python -m benchmarks.run --steady [--sizes ...] [--duration 900] [--scan-interval 60]`` runs
 the steady-state benchmark instead (:mod:`benchmarks.steady`).
 
 For every fleet size (20, 200, 1,000 businesses x 10 WABAs x 5 numbers) it starts

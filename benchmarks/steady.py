@@ -1,6 +1,6 @@
 """Steady state (issue 14): what the daemon takes of a machine all day, with everything on.
 
-``python -m benchmarks.run --steady --sizes 10000,50000 --duration 600 --scan-interval 60``
+``python -m benchmarks.run --steady --sizes 10000,50000 --duration 900 --scan-interval 60``
 (or ``python -m benchmarks.steady`` with the same options)
 
 For every fleet size it starts ``benchmarks.simulator`` (generated fleet, ``--templates``
@@ -569,8 +569,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,50000",
                         help="fleet sizes in numbers, multiples of 50 (default 10000,50000)")
-    parser.add_argument("--duration", type=float, default=600.0,
-                        help="seconds measured after the first full poll (default 600)")
+    parser.add_argument("--duration", type=float, default=900.0,
+                        help="seconds measured after the first full poll (default 900: "
+                        "one whole 15 min discovery and template cadence)")
     parser.add_argument("--scan-interval", type=float, default=60.0,
                         help="the daemon's schedule.scan_interval in seconds (default 60)")
     parser.add_argument("--templates", type=int, default=20,

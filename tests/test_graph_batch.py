@@ -267,6 +267,24 @@ async def test_each_entrys_usage_goes_to_its_own_poll_and_the_batchs_to_the_sink
     assert [entry.object_id for batch in sunk for entry in batch] == ["999"]
 
 
+async def test_usage_told_only_for_the_whole_batch_call_reaches_each_wabas_poll(
+        fake: Any, session: aiohttp.ClientSession, metrics: SelfMetrics) -> None:
+    def bare(path: str, query: dict[str, str]) -> dict[str, Any] | None:
+        return {"code": 200, "headers": [], "body": json.dumps({"data": []})}
+    top = {waba: [{"type": "whatsapp_business_management", "call_count": int(waba) - 500,
+                   "total_cputime": 1, "total_time": 1}] for waba in ("501", "502")}
+    graph, url = await fake(entry=bare,
+                            top_headers={"X-Business-Use-Case-Usage": json.dumps(top)})
+    graph_client = client(session, url, metrics)
+
+    async def poll(waba: str) -> int:
+        acct = start_accounting()
+        await graph_client.get("phone_numbers", f"{waba}/phone_numbers", {})
+        return acct.usage[(waba, "whatsapp_business_management")].call_count
+    assert await asyncio.gather(poll("501"), poll("502")) == [1, 2]
+    assert len(graph.batches) == 1
+
+
 async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
     release = asyncio.Event()
 

@@ -366,20 +366,27 @@ class GraphClient:
             whole = Reply(resp.status, got.get("X-Business-Use-Case-Usage"),
                           got.get("X-App-Usage"), got.get("Retry-After"),
                           await _read_body(resp.content))
-        # This task runs in the context of whichever poll filled the batch: the batch's own
-        # usage headers must not land in that poll's readings.
-        if whole.buc and self._usage_sink is not None:
-            self._usage_sink(parse_buc_usage(whole.buc))
         app = self._new_app_usage(whole.app)
         if app is not None:
             self._set_app_usage(app)
         if not 200 <= whole.status < 300:
             if _refuses_batch(whole):
                 self._refused_batch()
-            return whole
+            return whole  # each caller reads its usage header as its own answer's
         entries = replies_from_body(whole.body, len(relative_urls))
         if entries is None:  # a 2xx that is not a batch answer: the API does not batch
             self._refused_batch()
+        if whole.buc:
+            # Whether Meta repeats X-Business-Use-Case-Usage in each entry is not
+            # documented. The header is keyed by object id, so an entry without one gets
+            # the batch call's: each poll keeps its own WABA's readings from it. (This task
+            # runs in the context of whichever poll filled the batch: nothing is recorded
+            # here for that poll.)
+            if any(e is not None and e.buc is None for e in entries):
+                entries = [e if e is None or e.buc is not None
+                           else dataclasses.replace(e, buc=whole.buc) for e in entries]
+            elif self._usage_sink is not None:
+                self._usage_sink(parse_buc_usage(whole.buc))
         return entries
 
     def _refused_batch(self) -> NoReturn:
