@@ -8,8 +8,11 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from monitor.config import load_settings
 from monitor.daemon import Monitor
+from monitor.fleet import Target
 from monitor.graph.client import GraphClient
 from monitor.scheduler import Jobs, templates_key
 from monitor.selfmetrics import SelfMetrics
@@ -104,6 +107,53 @@ async def test_template_reads_wait_for_the_first_polls(
     finally:
         jobs.shutdown()
         sim.world.clear_faults()
+
+
+async def test_template_reads_of_many_wabas_run_a_bounded_number_at_once(
+    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
+    metrics: SelfMetrics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a start every WABA's template read comes due at once: they run
+    BACKGROUND_READS at a time, all of them, not all together."""
+    from monitor import scheduler
+
+    monkeypatch.setattr(scheduler, "BACKGROUND_READS", 2)
+    scenario = small_fleet(numbers_per_waba=1, wabas=6)
+    sim = await start_sim(scenario)
+    business = scenario.businesses[0]
+    settings = load_settings(write_config(tmp_path, {
+        "graph": {"base_url": sim.url},
+        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
+        "schedule": {"scan_interval": "1h", "template_interval": "1h"},
+    }), environ={})
+    monitor = Monitor(settings, make_client(sim), Store(), metrics)
+    running: list[int] = [0]
+    most: list[int] = [0]
+    read: list[str] = []
+
+    async def poll_templates(target: Target) -> bool:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.05)
+        running[0] -= 1
+        read.append(target.waba_id)
+        return True
+
+    monkeypatch.setattr(monitor, "poll_templates", poll_templates)
+    jobs = Jobs(monitor)
+    jobs.start()
+    try:
+        await asyncio.sleep(0.3)  # the first polls
+        for w in business.wabas:
+            assert jobs.cadence.run_soon(templates_key(w.id))
+        for _ in range(100):
+            if len(read) == len(business.wabas):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(read) == sorted(w.id for w in business.wabas)
+        assert most[0] == 2
+    finally:
+        jobs.shutdown()
 
 
 async def test_the_daemon_freezes_its_long_lived_objects_once_ready(tmp_path: Path) -> None:
