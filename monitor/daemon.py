@@ -32,6 +32,7 @@ from monitor.model import (
 from monitor.poller import (
     FieldPolicy,
     FillMemory,
+    TemplateMemory,
     discover_wabas,
     fetch_waba,
     list_templates,
@@ -115,6 +116,8 @@ class Monitor:
             settings.graph.api_version))
         self.fill_memory = FillMemory()
         store.on_remove.append(self.fill_memory.forget)  # no memory of unwatched WABAs
+        self.template_memory = TemplateMemory()
+        store.on_remove.append(self.template_memory.forget)
         self.not_before: dict[str, float] = {}
         self.waiting_in_line: dict[str, int] = {}  # WABA -> its requests waiting on a throttle
         self.fleet = fleet or Fleet(settings, shard)
@@ -298,7 +301,8 @@ class Monitor:
             with throttle_scope(self._throttle_listener(target.waba_id)):
                 templates = await list_templates(self.client, target.waba_id,
                                                  self.template_fields,
-                                                 page_limit=self.settings.graph.page_limit)
+                                                 page_limit=self.settings.graph.page_limit,
+                                                 memory=self.template_memory)
         except GraphError as err:
             log.warning("templates_unreadable", business_id=target.business_id,
                         waba_id=target.waba_id, kind=err.kind.value, code=err.code)
@@ -309,7 +313,7 @@ class Monitor:
                                               read_at=read_at, at=read_at)
         if changes and self.commit_transitions is not None:
             await self.commit_transitions(changes)  # durable before /metrics or the API
-        self.store.put_templates(target.waba_id, templates, at=read_at)
+        self.store.put_templates(target.waba_id, templates, at=read_at, changes=changes)
         return True
 
     # --- polling -------------------------------------------------------------------------

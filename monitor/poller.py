@@ -72,12 +72,17 @@ class FieldPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """A WABA's last parsed listing: what was asked, each page's digest and next cursor, and
-    the numbers parsed from it (the store holds the same objects: no extra memory)."""
+    """A WABA's last parsed listing of one edge: what was asked, each page's digest and next
+    cursor, and what was parsed from it (numbers or templates; the store holds the same
+    objects: no extra memory)."""
 
     key: tuple[object, ...]
     pages: tuple[tuple[bytes, str | None], ...]
-    numbers: tuple[PhoneNumber, ...]
+    parsed: tuple[Any, ...]
+
+    @staticmethod
+    def of(key: tuple[object, ...], pages: Iterable[Page], parsed: tuple[Any, ...]) -> Listing:
+        return Listing(key, tuple((p.digest, p.after) for p in pages), parsed)
 
 
 @dataclass
@@ -99,22 +104,36 @@ class FillMemory:
         self.listings.pop(waba_id, None)
 
 
+@dataclass
+class TemplateMemory:
+    """Per WABA the last parsed template listing: a read whose pages are the same bytes as
+    last time (the usual read: templates change seldom) is neither decoded nor parsed, and
+    hands back the same objects, so the store renders nothing again."""
+
+    listings: dict[str, Listing] = field(default_factory=dict)
+    parsed: int = 0  # listings parsed
+    unchanged: int = 0  # listings that were the same bytes as last time (not parsed)
+
+    def forget(self, waba_id: str) -> None:
+        """A WABA no longer watched."""
+        self.listings.pop(waba_id, None)
+
+
 async def list_pages(
     client: GraphClient, waba_id: str, policy: FieldPolicy, *, page_limit: int = 100,
     last: Listing | None = None, extra_key: tuple[object, ...] = (),
+    edge: str = "phone_numbers",
 ) -> tuple[tuple[object, ...], list[Page]]:
-    """A WABA's pages of numbers and the key they answer (fields, limit, ``extra_key``);
-    pages with the same bytes as ``last`` (same key) are not decoded. Restarts paging if a
-    field must be dropped."""
+    """A WABA's pages of an ``edge`` (numbers, templates) and the key they answer (fields,
+    limit, ``extra_key``); pages with the same bytes as ``last`` (same key) are not decoded.
+    Restarts paging if a field must be dropped."""
     while True:
         fields = policy.current()
         key = (fields, page_limit, *extra_key)
         known = last.pages if last is not None and last.key == key else ()
         params = {"fields": ",".join(fields), "limit": str(page_limit)}
         try:
-            pages = [page async for page in client.pages(
-                "phone_numbers", f"{waba_id}/phone_numbers", params, known)]
-            return key, pages
+            return key, await client.page_list(edge, f"{waba_id}/{edge}", params, known)
         except GraphError as err:
             if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
                 continue
@@ -250,15 +269,14 @@ async def fetch_waba(
                                   extra_key=(per_number_fill, expected_callback))
     if last is not None and pages and all(page.unchanged for page in pages):
         memory.unchanged += 1
-        return last.numbers
+        return last.parsed
     listed = page_rows(pages)
     rows = await fill_missing(client, waba_id, listed, policy, memory) if per_number_fill \
         else listed
     numbers = parse_numbers(rows, "phone_numbers", expected_callback=expected_callback)
     memory.parsed += 1
     if rows is listed:
-        memory.listings[waba_id] = Listing(key, tuple((p.digest, p.after) for p in pages),
-                                           numbers)
+        memory.listings[waba_id] = Listing.of(key, pages, numbers)
     else:
         memory.listings.pop(waba_id, None)
     return numbers
@@ -359,18 +377,19 @@ async def read_identity_key_check(client: GraphClient, phone_number_id: str) -> 
 
 
 async def list_templates(client: GraphClient, waba_id: str, policy: FieldPolicy, *,
-                         page_limit: int = 100) -> tuple[Template, ...]:
+                         page_limit: int = 100,
+                         memory: TemplateMemory | None = None) -> tuple[Template, ...]:
     """Every template of a WABA (paged, only the fields needed); a rejected field is dropped
-    and the listing starts again, as for the numbers."""
-    while True:
-        params = {"fields": ",".join(policy.current()), "limit": str(page_limit)}
-        found: list[Template] = []
-        try:
-            async for page in client.paginate("message_templates",
-                                              f"{waba_id}/message_templates", params):
-                found.extend(t for t in map(parse_template, page) if t is not None)
-            return tuple(found)
-        except GraphError as err:
-            if err.kind is ErrorKind.FIELD_REJECTED and policy.reject(err.field):
-                continue
-            raise
+    and the listing starts again, as for the numbers. With ``memory``, a listing whose every
+    page is the same bytes as last time returns the same templates, not parsed again."""
+    last = memory.listings.get(waba_id) if memory is not None else None
+    key, pages = await list_pages(client, waba_id, policy, page_limit=page_limit, last=last,
+                                  edge="message_templates")
+    if memory is not None and last is not None and pages and all(p.unchanged for p in pages):
+        memory.unchanged += 1
+        return last.parsed
+    found = tuple(t for page in pages for t in map(parse_template, page.rows()) if t is not None)
+    if memory is not None:
+        memory.parsed += 1
+        memory.listings[waba_id] = Listing.of(key, pages, found)
+    return found

@@ -76,6 +76,7 @@ class Store:
         self._subscriptions: dict[str, bool] = {}
         self._templates: dict[str, tuple[Template, ...]] = {}
         self._templates_at: dict[str, float] = {}
+        self.template_reads_unchanged = 0  # reads that rendered nothing (same objects)
         self._settings: dict[str, dict[str, bool]] = {}  # waba -> number -> identity check
         self._throttled: set[str] = set()  # WABAs waiting on a Graph API throttle
         self._clock = clock
@@ -277,16 +278,30 @@ class Store:
                                     self._clock() if at is None else at)
 
     def put_templates(self, waba_id: str, templates: tuple[Template, ...],
-                      at: float | None = None) -> list[Transition]:
+                      at: float | None = None,
+                      changes: list[Transition] | None = None) -> list[Transition]:
         """A WABA's templates at its last template read (kept after a failed read); template
         webhooks newer than ``at`` still apply over them. Returns the changes recorded (the
-        caller made them durable first: ``template_changes``)."""
+        caller made them durable first: ``template_changes``, passed as ``changes`` when it
+        has them, so they are not worked out twice).
+
+        The same templates again (the read's bytes did not change: the same objects) with no
+        webhook fact that the later read time outdates render nothing: only the read time
+        moves, and no series shows it."""
         state = self._wabas.get(waba_id)
-        if state is None or (self._templates.get(waba_id) == templates
-                             and self._templates_at.get(waba_id) == at):
-            return []
+        current = self._templates.get(waba_id)
         read_at = self._clock() if at is None else at
-        found = self.template_changes(waba_id, templates=templates, read_at=read_at, at=read_at)
+        if state is None or (current == templates and self._templates_at.get(waba_id) == at):
+            return []
+        if current is templates:
+            facts = self._waba_facts.get(waba_id)
+            before = _effective(current, self._templates_at.get(waba_id, 0.0), facts)
+            if _effective(templates, read_at, facts) == before:
+                self._templates_at[waba_id] = read_at
+                self.template_reads_unchanged += 1
+                return []
+        found = changes if changes is not None else self.template_changes(
+            waba_id, templates=templates, read_at=read_at, at=read_at)
         self._templates[waba_id] = templates
         self._templates_at[waba_id] = read_at
         self._waba_fragments[waba_id] = self._render(state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,10 +18,13 @@ from monitor.graph.client import GraphClient
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.poller import FieldPolicy, FillMemory, fetch_waba
 from monitor.selfmetrics import SelfMetrics
-from monitor.simulator import Scenario
-from tests.conftest import Sim, small_fleet
+from monitor.simulator import Scenario, builtin_scenario
+from monitor.simulator.actions import Action
+from monitor.store import Store
+from tests.conftest import Sim, settings_for, small_fleet
 
 StartSim = Callable[[Scenario], Awaitable[Sim]]
+TEMPLATES_WABA = "200000000000001"  # the demo WABA with templates
 
 
 @pytest.fixture
@@ -223,3 +227,57 @@ async def test_parsed_numbers_share_their_short_strings(
     row = {"a": ["".join(["CONN", "ECTED"])], "b": {"c": long}, "d": 1, "e": None}
     shared = shared_strings(row)
     assert shared == row and shared["a"][0] is sys.intern("CONNECTED")
+
+
+async def test_an_unchanged_template_listing_is_not_parsed_or_rendered_again(
+    start_sim: StartSim, make_client: Callable[..., GraphClient], metrics: SelfMetrics,
+    tmp_path: Path, decodes: list[int],
+) -> None:
+    scenario = builtin_scenario("demo")
+    sim = await start_sim(scenario)
+    monitor = Monitor(settings_for(tmp_path, sim, scenario),
+                      make_client(sim, token="demo-token", max_retries=0), Store(), metrics)
+    monitor.sync()
+    target = next(t for t in monitor.targets() if t.waba_id == TEMPLATES_WABA)
+    assert await monitor.poll_templates(target)
+    first = monitor.store.templates(TEMPLATES_WABA)
+    assert first and monitor.template_memory.parsed == 1
+    decoded, version = decodes[0], monitor.store.version
+    renders = count_calls(monitor.store, "_render")
+
+    sim.world.reset_counts()
+    assert await monitor.poll_templates(target)
+    assert sim.world.request_count("message_templates", object_id=TEMPLATES_WABA) >= 1
+    assert monitor.template_memory.parsed == 1 and monitor.template_memory.unchanged == 1
+    assert decodes[0] == decoded  # not decoded
+    assert monitor.store.templates(TEMPLATES_WABA) is first  # the same objects
+    assert monitor.store.version == version and renders == [0]  # nothing rendered again
+    assert monitor.store.template_reads_unchanged == 1
+
+    # A template changes: the listing is parsed again, and the change shows.
+    template = next(t for t in first if t.quality == "GREEN")
+    sim.world.apply_action(Action("template_quality", {"template": template.id,
+                                                       "score": "RED"}))
+    assert await monitor.poll_templates(target)
+    assert monitor.template_memory.parsed == 2
+    now = {t.id: t.quality for t in monitor.store.templates(TEMPLATES_WABA) or ()}
+    assert now[template.id] == "RED"
+    assert renders == [1] and monitor.store.version > version
+    assert (template.id, "template_quality", "GREEN", "RED") in {
+        (t.template_id, t.field, t.old, t.new) for t in monitor.store.recent}
+
+    monitor.store.remove_waba(TEMPLATES_WABA)
+    assert TEMPLATES_WABA not in monitor.template_memory.listings
+
+
+def count_calls(obj: object, name: str) -> list[int]:
+    """Counts calls of ``obj.name`` from now on (a one-element list, read after)."""
+    count = [0]
+    real = getattr(obj, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    setattr(obj, name, counting)
+    return count
