@@ -27,14 +27,15 @@ from monitor.caps import BusinessSummary, summarize
 from monitor.exposition import (
     ExpositionOptions,
     Fragment,
+    HealthPart,
     RenderedBody,
     compress_fragment,
+    health_part,
     render_body,
     render_business,
     render_numbers,
     render_usage,
     render_waba_account,
-    render_waba_health,
 )
 from monitor.families import WabaAccount, health_errors
 from monitor.graph.usage import BucUsage
@@ -56,6 +57,16 @@ class _NumberPart:
         return (self.business_id == state.business_id and self.numbers == state.numbers
                 and self.status_changed_at == state.status_changed_at)
 
+@dataclass(frozen=True, slots=True)
+class _AccountPart:
+    """A WABA's account-level series, compressed, with what they show (``key``) and the
+    objects that was worked out from (``sources``)."""
+
+    sources: tuple[object, ...]
+    key: tuple[object, ...]
+    members: Fragment
+
+
 ChangeListener = Callable[[WabaState, list[Transition]], None]
 RemoveListener = Callable[[str], None]
 RECENT_TRANSITIONS = 200
@@ -72,7 +83,7 @@ class Store:
         self._waba_nodes: dict[str, WabaNode] = {}
         self._waba_facts: dict[str, WabaFacts] = {}
         self._alerts: dict[str, dict[tuple[str, ...], AccountAlert]] = {}
-        self._account_parts: dict[str, tuple[object, Fragment]] = {}
+        self._account_parts: dict[str, _AccountPart] = {}
         self._subscriptions: dict[str, bool] = {}
         self._templates: dict[str, tuple[Template, ...]] = {}
         self._templates_at: dict[str, float] = {}
@@ -87,6 +98,7 @@ class Store:
         # one merged dict of some 35 members per WABA was 20 MB at 50,000 numbers.
         self._waba_fragments: dict[str, tuple[Fragment, ...]] = {}
         self._number_parts: dict[str, _NumberPart] = {}
+        self._health_parts: dict[str, HealthPart] = {}
         self._business_fragments: dict[str, Fragment] = {}
         self._summaries: dict[str, BusinessSummary] = {}
         self._stale_businesses: set[str] = set()  # summarized again on the next read
@@ -388,6 +400,7 @@ class Store:
         self._templates_at.pop(waba_id, None)
         self._waba_fragments.pop(waba_id, None)
         self._number_parts.pop(waba_id, None)
+        self._health_parts.pop(waba_id, None)
         if old is not None:
             self._by_business.get(old.business_id, set()).discard(waba_id)
             self._rerender_business(old.business_id)
@@ -411,8 +424,9 @@ class Store:
                                compress_fragment(render_numbers(
                                    state, compact=self.options.compact)))
             self._number_parts[state.waba_id] = part
-        return (part.members, compress_fragment(render_waba_health(state)),
-                self._account_part(state))
+        health = self._health_parts[state.waba_id] = health_part(
+            state, self._health_parts.get(state.waba_id))
+        return (part.members, health.members, self._account_part(state))
 
     def _rerender_business(self, business_id: str) -> None:
         """Mark the business to be summarized again. The summary and its families are made
@@ -435,34 +449,42 @@ class Store:
 
     def _account_part(self, state: WabaState) -> Fragment:
         """A WABA's account-level series, rendered again only when what they show changed
-        (its node, its webhook facts, its numbers' health errors, or a restriction expired)."""
-        node = self._waba_nodes.get(state.waba_id)
-        facts = self._waba_facts.get(state.waba_id)
+        (its node, its webhook facts, its numbers' health errors, or a restriction expired).
+
+        First a cheap look: the same objects it was made from last time (the routine poll
+        keeps its numbers' tuple; node, facts, settings and templates are replaced, never
+        changed in place) mean the same series, without working out what they show."""
+        waba_id = state.waba_id
+        node = self._waba_nodes.get(waba_id)
+        facts = self._waba_facts.get(waba_id)
         now = self._clock()
-        known = {n.id for n in state.numbers}
-        settings = {k: v for k, v in self._settings.get(state.waba_id, {}).items() if k in known}
-        read_at = self._templates_at.get(state.waba_id, 0.0)
-        templates = (self.effective_templates(state.waba_id)
-                     if state.waba_id in self._templates else None)
+        restrictions = facts.active_restrictions(now) if facts is not None else ()
+        read_at = self._templates_at.get(waba_id, 0.0)
         mode = self.options.template_series
+        sources = (state.business_id, state.numbers, node, facts, restrictions,
+                   self._subscriptions.get(waba_id), self._settings.get(waba_id),
+                   self._templates.get(waba_id), read_at, mode, waba_id in self._throttled)
+        cached = self._account_parts.get(waba_id)
+        if cached is not None and cached.sources == sources:
+            return cached.members
+        known = {n.id for n in state.numbers}
+        settings = {k: v for k, v in self._settings.get(waba_id, {}).items() if k in known}
+        templates = self.effective_templates(waba_id) if waba_id in self._templates else None
         series = () if templates is None or mode == "none" else tuple(
             t for t in templates if mode == "all" or t.problem)
-        account = WabaAccount(state, node, facts, now, self._subscriptions.get(state.waba_id),
-                              settings, templates, series, read_at,
-                              state.waba_id in self._throttled)
-        key = (state.business_id, node, facts, health_errors(account),
-               facts.active_restrictions(now) if facts else (), account.subscribed,
-               tuple(sorted(settings.items())), templates, mode, account.throttled)
-        cached = self._account_parts.get(state.waba_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        account = WabaAccount(state, node, facts, now, self._subscriptions.get(waba_id),
+                              settings, templates, series, read_at, waba_id in self._throttled)
+        key = (state.business_id, node, facts, health_errors(account), restrictions,
+               account.subscribed, tuple(sorted(settings.items())), templates, mode,
+               account.throttled)
+        if cached is not None and cached.key == key:
+            self._account_parts[waba_id] = _AccountPart(sources, key, cached.members)
+            return cached.members
         members = compress_fragment(render_waba_account(account))
-        self._account_parts[state.waba_id] = (key, members)
-        if facts is not None:
-            ends = [r.expires_at for r in facts.active_restrictions(now)
-                    if r.expires_at is not None]
-            if ends:
-                self._next_expiry = min(self._next_expiry, min(ends))
+        self._account_parts[waba_id] = _AccountPart(sources, key, members)
+        ends = [r.expires_at for r in restrictions if r.expires_at is not None]
+        if ends:
+            self._next_expiry = min(self._next_expiry, min(ends))
         return members
 
     def _expire(self) -> None:
