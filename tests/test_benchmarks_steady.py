@@ -58,6 +58,22 @@ def test_per_hour_measures_scan_reads_and_counts_runs_of_cadence_reads() -> None
     assert again["waba"] == pytest.approx(800)
 
 
+def test_cadence_reads_are_counted_at_the_first_round_when_the_span_reaches_the_second(
+) -> None:
+    """The span ended 75 s into the second round, which had made a tenth of its reads:
+    counted as two whole runs, the reads an hour came out near half of the truth."""
+    result = _result(50_000, 0.1, 400.0)
+    result.since_start, result.duration = 975.0, 900.0
+    result.requests_since_start = {"message_templates": 11_000, "phone_numbers": 100}
+    result.requests = {"message_templates": 1_000, "phone_numbers": 90}
+    assert result.requests_per_hour["message_templates"] == pytest.approx(22_000)
+    result.requests_first_round = {"message_templates": 10_000, "phone_numbers": 10}
+    result.first_round_elapsed = 898.0
+    per = result.requests_per_hour
+    assert per["message_templates"] == pytest.approx(40_000)  # one read per WABA a round
+    assert per["phone_numbers"] == pytest.approx(360)  # scan reads: still the span's rate
+
+
 def _result(numbers: int, cpu: float, rss: float) -> SteadyResult:
     result = SteadyResult(numbers=numbers, businesses=numbers // 50, wabas=numbers // 5,
                           templates_per_waba=20, scan_interval=60.0)
