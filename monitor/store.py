@@ -94,6 +94,7 @@ class Store:
         self._next_expiry = math.inf  # when the earliest active restriction ends
         self._businesses: dict[str, BusinessState] = {}
         self._by_business: dict[str, set[str]] = {}
+        self._by_display: dict[str, str] = {}  # display number's digits -> WABA id
         # Per WABA its number, health and account parts (disjoint families), kept apart:
         # one merged dict of some 35 members per WABA was 20 MB at 50,000 numbers.
         self._waba_fragments: dict[str, tuple[Fragment, ...]] = {}
@@ -142,12 +143,15 @@ class Store:
         return [self._wabas[k] for k in sorted(self._by_business.get(business_id, ()))]
 
     def number_by_display(self, display: str) -> tuple[WabaState, PhoneNumber] | None:
-        digits = "".join(ch for ch in display if ch.isdigit())
-        for waba in self._wabas.values():
-            for number in waba.numbers:
-                shown = number.display_phone_number or ""
-                if "".join(ch for ch in shown if ch.isdigit()) == digits:
-                    return waba, number
+        """The number a webhook names by its display number (digits compared), through an
+        index kept as polls put numbers: a scan of 50,000 numbers per webhook was not."""
+        digits = _digits(display)
+        waba = self._wabas.get(self._by_display.get(digits, ""))
+        if waba is None:
+            return None
+        for number in waba.numbers:
+            if _digits(number.display_phone_number or "") == digits:
+                return waba, number
         return None
 
     @property
@@ -390,6 +394,8 @@ class Store:
 
     def remove_waba(self, waba_id: str) -> None:
         old = self._wabas.pop(waba_id, None)
+        if old is not None:
+            self._index_numbers(waba_id, old.numbers, ())
         self._waba_nodes.pop(waba_id, None)
         self._waba_facts.pop(waba_id, None)
         self._account_parts.pop(waba_id, None)
@@ -501,6 +507,21 @@ class Store:
             self._by_business.get(old.business_id, set()).discard(old.waba_id)
         self._wabas[state.waba_id] = state
         self._by_business.setdefault(state.business_id, set()).add(state.waba_id)
+        if old is None or old.numbers is not state.numbers:
+            self._index_numbers(state.waba_id, old.numbers if old else (), state.numbers)
+
+    def _index_numbers(self, waba_id: str, old: Iterable[PhoneNumber],
+                       new: Iterable[PhoneNumber]) -> None:
+        for number in old:
+            digits = _digits(number.display_phone_number or "")
+            if self._by_display.get(digits) == waba_id:
+                del self._by_display[digits]
+        for number in new:
+            if number.display_phone_number:
+                self._by_display[_digits(number.display_phone_number)] = waba_id
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
 
 
 def _effective(templates: tuple[Template, ...], read_at: float,
