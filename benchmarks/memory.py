@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import run as bench
-from benchmarks.procs import Children, memory_kib, python_argv, wait_until
+from benchmarks.procs import Children, memory_kib
 from benchmarks.simulator import TOKEN
 from benchmarks.steady import APP_SECRET, VERIFY_TOKEN, steady_config
 
@@ -269,21 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     wabas = businesses * bench.WABAS_PER_BUSINESS
     with Children() as children, tempfile.TemporaryDirectory(prefix="waba-mem-") as tmp:
         work = Path(tmp)
-        url_file, sim_log = work / "simulator.json", work / "simulator.log"
-        sim = children.start(python_argv(
-            "-m", "benchmarks.simulator", "--businesses", str(businesses),
-            "--wabas-per-business", str(bench.WABAS_PER_BUSINESS),
-            "--numbers-per-waba", str(bench.NUMBERS_PER_WABA), "--latency", str(args.latency),
-            "--templates-per-waba", str(args.templates), "--url-file", str(url_file)),
-            log=sim_log, env=bench.child_env(), cwd=work)
-
-        def listening() -> bool:
-            bench.alive(sim, "simulator", sim_log)
-            return bench.read_url_file(url_file) is not None
-
-        wait_until(listening, 300, "the simulator to start")
-        sim_url = bench.read_url_file(url_file)
-        assert sim_url is not None
+        _, sim_url = bench.start_simulator(children, work, "memory", businesses=businesses,
+                                           latency=args.latency, templates=args.templates)
         config = work / "config.yaml"
         steady_config(businesses, sim_url, config, work / "state", args.scan_interval)
         bench.log(f"simulator up ({businesses} businesses, {wabas:,} WABAs); starting the "

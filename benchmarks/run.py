@@ -107,6 +107,31 @@ def read_url_file(path: Path) -> str | None:
         return None
 
 
+def start_simulator(children: Children, work: Path, tag: str, *, businesses: int,
+                    latency: float, templates: int) -> tuple[Any, str]:
+    """``benchmarks.simulator`` as a child with the generated fleet, once it listens: the
+    process and its URL (files ``simulator-{tag}.json`` and ``.log`` in ``work``)."""
+    url_file, sim_log = work / f"simulator-{tag}.json", work / f"simulator-{tag}.log"
+    sim = children.start(python_argv(
+        "-m", "benchmarks.simulator", "--businesses", str(businesses),
+        "--wabas-per-business", str(WABAS_PER_BUSINESS),
+        "--numbers-per-waba", str(NUMBERS_PER_WABA), "--latency", str(latency),
+        "--templates-per-waba", str(templates), "--url-file", str(url_file)),
+        log=sim_log, env=child_env(), cwd=work)
+    try:
+        def listening() -> bool:
+            alive(sim, "simulator", sim_log)
+            return read_url_file(url_file) is not None
+
+        wait_until(listening, 300, "the simulator to start")
+    except BaseException:
+        children.stop(sim)
+        raise
+    url = read_url_file(url_file)
+    assert url is not None
+    return sim, url
+
+
 def daemon_port(log_path: Path) -> int | None:
     """The port from the daemon's ``started`` log event (it listens on port 0)."""
     try:
@@ -487,25 +512,12 @@ def run_size(children: Children, numbers: int, work: Path,
         baseline_full_requests=wabas * math.ceil(NUMBERS_PER_WABA / GRAPH_DEFAULT_PAGE_LIMIT)
         + 3 * numbers,
     )
-    url_file = work / f"simulator-{numbers}.json"
-    sim_log = work / f"simulator-{numbers}.log"
     busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.monotonic()
     log(f"=== {numbers} numbers: {businesses} businesses x {WABAS_PER_BUSINESS} WABAs x "
         f"{NUMBERS_PER_WABA} numbers, latency {args.latency * 1000:.0f} ms")
-    sim = children.start(python_argv(
-        "-m", "benchmarks.simulator", "--businesses", str(businesses),
-        "--wabas-per-business", str(WABAS_PER_BUSINESS),
-        "--numbers-per-waba", str(NUMBERS_PER_WABA), "--latency", str(args.latency),
-        "--templates-per-waba", str(args.templates),
-        "--url-file", str(url_file)), log=sim_log, env=child_env(), cwd=work)
+    sim, sim_url = start_simulator(children, work, str(numbers), businesses=businesses,
+                                   latency=args.latency, templates=args.templates)
     try:
-        def listening() -> bool:
-            alive(sim, "simulator", sim_log)
-            return read_url_file(url_file) is not None
-
-        wait_until(listening, 300, "the simulator to start")
-        sim_url = read_url_file(url_file)
-        assert sim_url is not None
         config = work / f"config-{numbers}.yaml"
         fleet_config(businesses, sim_url, config, work / f"state-{numbers}",
                      templates=args.templates, template_series=args.template_series)

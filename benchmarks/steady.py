@@ -445,22 +445,10 @@ def measure(children: Children, numbers: int, work: Path,
     busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.monotonic()
     bench.log(f"=== steady {numbers:,} numbers ({businesses} x 10 x 5, {args.templates} "
               f"templates a WABA), scan {args.scan_interval:g} s, {args.duration:g} s")
-    url_file, sim_log = work / f"simulator-{numbers}.json", work / f"simulator-{numbers}.log"
-    sim = children.start(python_argv(
-        "-m", "benchmarks.simulator", "--businesses", str(businesses),
-        "--wabas-per-business", str(bench.WABAS_PER_BUSINESS),
-        "--numbers-per-waba", str(bench.NUMBERS_PER_WABA), "--latency", str(args.latency),
-        "--templates-per-waba", str(args.templates), "--url-file", str(url_file)),
-        log=sim_log, env=bench.child_env(), cwd=work)
+    sim, sim_url = bench.start_simulator(children, work, str(numbers), businesses=businesses,
+                                         latency=args.latency, templates=args.templates)
     proc = None
     try:
-        def listening() -> bool:
-            bench.alive(sim, "simulator", sim_log)
-            return bench.read_url_file(url_file) is not None
-
-        wait_until(listening, 300, "the simulator to start")
-        sim_url = bench.read_url_file(url_file)
-        assert sim_url is not None
         config = work / f"config-{numbers}.yaml"
         steady_config(businesses, sim_url, config, work / f"state-{numbers}", args.scan_interval)
         log_path = work / f"daemon-{numbers}.log"
