@@ -16,7 +16,7 @@ from monitor.config import Settings, load_settings
 from monitor.daemon import Monitor
 from monitor.graph.client import GraphClient, RetryPolicy
 from monitor.selfmetrics import SelfMetrics, create_self_metrics
-from monitor.simulator import Scenario, World, build_app, generate_scenario
+from monitor.simulator import Scenario, World, build_app, builtin_scenario, generate_scenario
 from monitor.store import Store
 
 TOKEN = "sim-token-4f1d9c2ab7e8"
@@ -107,6 +107,26 @@ def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+DemoMonitor = Callable[..., Awaitable[tuple[Sim, Monitor]]]
+
+
+@pytest.fixture
+def demo_monitor(start_sim: Callable[[Scenario], Awaitable[Sim]],
+                 make_client: Callable[..., GraphClient], metrics: SelfMetrics,
+                 tmp_path: Path) -> DemoMonitor:
+    """Starts the demo scenario's simulator and a synced Monitor on it (client options
+    passed to ``make_client``)."""
+    async def start(**client: Any) -> tuple[Sim, Monitor]:
+        scenario = builtin_scenario("demo")
+        sim = await start_sim(scenario)
+        monitor = Monitor(settings_for(tmp_path, sim, scenario),
+                          make_client(sim, token="demo-token", **client), Store(), metrics)
+        monitor.sync()
+        return sim, monitor
+
+    return start
 
 
 def settings_for(tmp_path: Path, sim: Sim, scenario: Scenario, **schedule: Any) -> Settings:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from monitor.accounts import Template, parse_template
-from monitor.daemon import Monitor
 from monitor.exposition import ExpositionOptions
-from monitor.graph.client import GraphClient
 from monitor.model import BusinessState, WabaState
-from monitor.selfmetrics import SelfMetrics
-from monitor.simulator import Fault, Scenario, builtin_scenario
+from monitor.simulator import Fault
 from monitor.store import Store
-from tests.conftest import Sim, settings_for
+from tests.conftest import DemoMonitor
 
 MAIN = "200000000000001"  # the demo WABA with templates
 
@@ -35,14 +30,9 @@ def test_templates_parse_leniently_and_know_their_problems() -> None:
 
 
 async def test_templates_are_read_by_page_and_a_failure_keeps_the_last_good(
-    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
-    metrics: SelfMetrics, tmp_path: Path,
+    demo_monitor: DemoMonitor,
 ) -> None:
-    scenario = builtin_scenario("demo")
-    sim = await start_sim(scenario)
-    monitor = Monitor(settings_for(tmp_path, sim, scenario),
-                      make_client(sim, token="demo-token", max_retries=0), Store(), metrics)
-    monitor.sync()
+    sim, monitor = await demo_monitor(max_retries=0)
     target = next(t for t in monitor.targets() if t.waba_id == MAIN)
     sim.world.reset_counts()
     assert await monitor.poll_templates(target)
@@ -144,14 +134,9 @@ def test_check_and_status_page_show_template_problems() -> None:
 
 
 async def test_template_reads_wait_while_the_wabas_budget_is_under_pressure(
-    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
-    metrics: SelfMetrics, tmp_path: Path,
+    demo_monitor: DemoMonitor,
 ) -> None:
-    scenario = builtin_scenario("demo")
-    sim = await start_sim(scenario)
-    monitor = Monitor(settings_for(tmp_path, sim, scenario),
-                      make_client(sim, token="demo-token"), Store(), metrics)
-    monitor.sync()
+    sim, monitor = await demo_monitor()
     target = next(t for t in monitor.targets() if t.waba_id == MAIN)
     state = monitor.store.waba(MAIN)
     assert state is not None
@@ -167,18 +152,13 @@ async def test_template_reads_wait_while_the_wabas_budget_is_under_pressure(
 
 
 async def test_a_routine_poll_logs_at_debug_and_a_change_at_info(
-    start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
-    metrics: SelfMetrics, tmp_path: Path,
+    demo_monitor: DemoMonitor,
 ) -> None:
     """At 50,000 numbers an info line per poll was 14 % of the daemon's CPU: the poll that
     found the same numbers again says so at debug; the first and a changed one at info."""
     from structlog.testing import capture_logs
 
-    scenario = builtin_scenario("demo")
-    sim = await start_sim(scenario)
-    monitor = Monitor(settings_for(tmp_path, sim, scenario),
-                      make_client(sim, token="demo-token", max_retries=0), Store(), metrics)
-    monitor.sync()
+    sim, monitor = await demo_monitor(max_retries=0)
     target = next(t for t in monitor.targets() if t.waba_id == MAIN)
 
     async def level() -> str:

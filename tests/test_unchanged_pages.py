@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,10 +17,10 @@ from monitor.graph.client import GraphClient
 from monitor.graph.errors import ErrorKind, GraphError
 from monitor.poller import FieldPolicy, FillMemory, fetch_waba
 from monitor.selfmetrics import SelfMetrics
-from monitor.simulator import Scenario, builtin_scenario
+from monitor.simulator import Scenario
 from monitor.simulator.actions import Action
 from monitor.store import Store
-from tests.conftest import Sim, settings_for, small_fleet
+from tests.conftest import DemoMonitor, Sim, small_fleet
 
 StartSim = Callable[[Scenario], Awaitable[Sim]]
 TEMPLATES_WABA = "200000000000001"  # the demo WABA with templates
@@ -175,7 +174,6 @@ def test_a_business_is_summarized_once_per_read_not_per_waba(
     found the same numbers makes none, while its own series still move on."""
     import monitor.store as store_module
     from monitor.model import BusinessState, PhoneNumber, WabaState
-    from monitor.store import Store
 
     calls = [0]
     real = store_module.summarize
@@ -230,14 +228,9 @@ async def test_parsed_numbers_share_their_short_strings(
 
 
 async def test_an_unchanged_template_listing_is_not_parsed_or_rendered_again(
-    start_sim: StartSim, make_client: Callable[..., GraphClient], metrics: SelfMetrics,
-    tmp_path: Path, decodes: list[int],
+    demo_monitor: DemoMonitor, decodes: list[int],
 ) -> None:
-    scenario = builtin_scenario("demo")
-    sim = await start_sim(scenario)
-    monitor = Monitor(settings_for(tmp_path, sim, scenario),
-                      make_client(sim, token="demo-token", max_retries=0), Store(), metrics)
-    monitor.sync()
+    sim, monitor = await demo_monitor(max_retries=0)
     target = next(t for t in monitor.targets() if t.waba_id == TEMPLATES_WABA)
     assert await monitor.poll_templates(target)
     first = monitor.store.templates(TEMPLATES_WABA)
