@@ -80,7 +80,12 @@ async def test_jitter_only_delays_and_stays_within_its_fraction() -> None:
     assert cadence.due("a") == 1063.0 and cadence.due("b") == 1060.0
 
 
-async def test_a_slow_run_is_never_started_twice() -> None:
+SlowRun = tuple[Clock, Cadence, list[float], asyncio.Event, Callable[[], Awaitable[None]]]
+
+
+async def slow_run_started() -> SlowRun:
+    """A cadence whose key "a" (``slow`` every 10 s) has started a run that lasts until
+    ``release`` is set; the start times are listed."""
     clock, started = Clock(), []
     release = asyncio.Event()
 
@@ -92,6 +97,11 @@ async def test_a_slow_run_is_never_started_twice() -> None:
     cadence.add("a", slow, 10.0)
     cadence.tick()
     await settle()
+    return clock, cadence, started, release, slow
+
+
+async def test_a_slow_run_is_never_started_twice() -> None:
+    clock, cadence, started, release, _slow = await slow_run_started()
     for now in (1010.0, 1020.0):  # due twice while the first run still runs: skipped
         clock.now = now
         cadence.tick()
@@ -163,17 +173,7 @@ async def test_remove_stops_a_key_and_a_running_run_finishes() -> None:
 
 
 async def test_a_key_added_again_waits_for_its_run_still_going() -> None:
-    clock, started = Clock(), []
-    release = asyncio.Event()
-
-    async def slow() -> None:
-        started.append(clock.now)
-        await release.wait()
-
-    cadence = fake(clock)
-    cadence.add("a", slow, 10.0)
-    cadence.tick()
-    await settle()
+    _clock, cadence, started, _release, slow = await slow_run_started()
     cadence.add("a", slow, 10.0)  # replaced (say a new target) while its run still runs
     cadence.tick()
     await settle()
