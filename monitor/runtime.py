@@ -149,17 +149,6 @@ def restore(store: Store, db: StateDB, fleet: Fleet) -> int:
 log = structlog.get_logger("monitor.runtime")
 
 
-
-def freeze_collected() -> int:
-    """Collect, then move every object alive to the permanent generation; returns how many
-    are there. Done again every HEAP_TRIM_INTERVAL: each poll replaces its WABA's state and
-    the template reads bring 200,000 objects at 50,000 numbers, so within minutes most of
-    the fleet's state is objects the last freeze did not see, which full collections walk
-    again (a status-page view that happened to trigger one took 70 ms)."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
 class Runtime:
     def __init__(
         self,
@@ -264,11 +253,13 @@ class Runtime:
         0.5 s at 50,000 numbers. Objects are still freed by reference counting."""
         assert self.jobs is not None
         await self.jobs.after_first_polls()
-        log.info("gc_frozen", objects=freeze_collected(), heap_trimmed=heap.give_back())
+        gc.collect()
+        gc.freeze()
+        log.info("gc_frozen", objects=gc.get_freeze_count(), heap_trimmed=heap.give_back())
         try:
             while True:  # template reads and discovery churn the heap: give it back now and then
                 await asyncio.sleep(HEAP_TRIM_INTERVAL)
-                log.debug("gc_frozen", objects=freeze_collected(), heap_trimmed=heap.give_back())
+                heap.give_back()
         finally:
             gc.unfreeze()  # a process that runs on (tests, embedding) collects them again
 

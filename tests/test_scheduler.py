@@ -156,18 +156,12 @@ async def test_template_reads_of_many_wabas_run_a_bounded_number_at_once(
         jobs.shutdown()
 
 
-async def test_the_daemon_freezes_its_long_lived_objects_once_ready(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_daemon_freezes_its_long_lived_objects_once_ready(tmp_path: Path) -> None:
     """After the first polls the collector's permanent generation holds the fleet's state
-    (no full collection walks it again), and again every interval what came since; a
-    stopped daemon gives it back."""
+    (no full collection walks it again); a stopped daemon gives it back."""
     import gc
 
-    from monitor import runtime as runtime_module
     from monitor.runtime import Runtime
-
-    monkeypatch.setattr(runtime_module, "HEAP_TRIM_INTERVAL", 0.05)
     from monitor.simulator import World, start_simulator
     from tests.conftest import TOKEN
 
@@ -188,14 +182,6 @@ async def test_the_daemon_freezes_its_long_lived_objects_once_ready(
                     break
                 await asyncio.sleep(0.05)
             assert runtime.ready and gc.get_freeze_count() > 0
-            # Objects made since (new states, template reads) are frozen too, each interval.
-            frozen = gc.get_freeze_count()
-            kept = [[i] for i in range(5_000)]  # lists: always tracked by the collector
-            for _ in range(200):
-                if gc.get_freeze_count() >= frozen + len(kept):
-                    break
-                await asyncio.sleep(0.05)
-            assert gc.get_freeze_count() >= frozen + len(kept)
         assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
