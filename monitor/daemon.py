@@ -32,7 +32,7 @@ from monitor.model import (
 from monitor.poller import (
     FieldPolicy,
     FillMemory,
-    TemplateMemory,
+    ListingMemory,
     discover_wabas,
     fetch_waba,
     list_templates,
@@ -116,7 +116,7 @@ class Monitor:
             settings.graph.api_version))
         self.fill_memory = FillMemory()
         store.on_remove.append(self.fill_memory.forget)  # no memory of unwatched WABAs
-        self.template_memory = TemplateMemory()
+        self.template_memory = ListingMemory()
         store.on_remove.append(self.template_memory.forget)
         self.not_before: dict[str, float] = {}
         self.waiting_in_line: dict[str, int] = {}  # WABA -> its requests waiting on a throttle

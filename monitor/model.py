@@ -121,6 +121,12 @@ class HealthError:
     can_send_message: str  # of that entity: LIMITED, BLOCKED or an unknown value
 
 
+def digits(text: str) -> str:
+    """The digits of a display number ("+1 555-0100" -> "15550100"): how webhooks, the
+    store's index and the status page's filter compare numbers."""
+    return "".join(ch for ch in text if ch.isdigit())
+
+
 def parse_health_errors(raw: object) -> tuple[HealthError, ...]:
     """Errors of every entity of a ``health_status`` object that is not AVAILABLE.
 

@@ -86,37 +86,40 @@ class Listing:
 
 
 @dataclass
-class FillMemory:
-    """Per WABA: fields that neither the list edge nor the single node returned, and the last
-    listing, so a listing whose bytes did not change is neither decoded nor parsed again."""
+class ListingMemory:
+    """Per WABA the last parsed listing of one edge, so a listing whose bytes did not change
+    (the usual poll, and the usual template read) is neither decoded nor parsed again and
+    hands back the same objects: the store then renders nothing again."""
 
-    node_absent: dict[str, set[str]] = field(default_factory=dict)
     listings: dict[str, Listing] = field(default_factory=dict)
     parsed: int = 0  # listings parsed
     unchanged: int = 0  # listings that were the same bytes as last time (not parsed)
+
+    def reused(self, last: Listing | None, pages: list[Page]) -> tuple[Any, ...] | None:
+        """What ``last`` parsed, when every page is the same bytes again (counted)."""
+        if last is not None and pages and all(page.unchanged for page in pages):
+            self.unchanged += 1
+            return last.parsed
+        return None
+
+    def forget(self, waba_id: str) -> None:
+        """A WABA no longer watched."""
+        self.listings.pop(waba_id, None)
+
+
+@dataclass
+class FillMemory(ListingMemory):
+    """A WABA's number listings, and the fields that neither the list edge nor the single
+    node returned (not read per number again)."""
+
+    node_absent: dict[str, set[str]] = field(default_factory=dict)
 
     def skip(self, waba_id: str) -> set[str]:
         return self.node_absent.setdefault(waba_id, set())
 
     def forget(self, waba_id: str) -> None:
-        """A WABA no longer watched."""
+        super().forget(waba_id)
         self.node_absent.pop(waba_id, None)
-        self.listings.pop(waba_id, None)
-
-
-@dataclass
-class TemplateMemory:
-    """Per WABA the last parsed template listing: a read whose pages are the same bytes as
-    last time (the usual read: templates change seldom) is neither decoded nor parsed, and
-    hands back the same objects, so the store renders nothing again."""
-
-    listings: dict[str, Listing] = field(default_factory=dict)
-    parsed: int = 0  # listings parsed
-    unchanged: int = 0  # listings that were the same bytes as last time (not parsed)
-
-    def forget(self, waba_id: str) -> None:
-        """A WABA no longer watched."""
-        self.listings.pop(waba_id, None)
 
 
 async def list_pages(
@@ -267,9 +270,9 @@ async def fetch_waba(
     last = memory.listings.get(waba_id)
     key, pages = await list_pages(client, waba_id, policy, page_limit=page_limit, last=last,
                                   extra_key=(per_number_fill, expected_callback))
-    if last is not None and pages and all(page.unchanged for page in pages):
-        memory.unchanged += 1
-        return last.parsed
+    reused = memory.reused(last, pages)
+    if reused is not None:
+        return reused
     listed = page_rows(pages)
     rows = await fill_missing(client, waba_id, listed, policy, memory) if per_number_fill \
         else listed
@@ -378,16 +381,16 @@ async def read_identity_key_check(client: GraphClient, phone_number_id: str) -> 
 
 async def list_templates(client: GraphClient, waba_id: str, policy: FieldPolicy, *,
                          page_limit: int = 100,
-                         memory: TemplateMemory | None = None) -> tuple[Template, ...]:
+                         memory: ListingMemory | None = None) -> tuple[Template, ...]:
     """Every template of a WABA (paged, only the fields needed); a rejected field is dropped
     and the listing starts again, as for the numbers. With ``memory``, a listing whose every
     page is the same bytes as last time returns the same templates, not parsed again."""
     last = memory.listings.get(waba_id) if memory is not None else None
     key, pages = await list_pages(client, waba_id, policy, page_limit=page_limit, last=last,
                                   edge="message_templates")
-    if memory is not None and last is not None and pages and all(p.unchanged for p in pages):
-        memory.unchanged += 1
-        return last.parsed
+    reused = memory.reused(last, pages) if memory is not None else None
+    if reused is not None:
+        return reused
     found = tuple(t for page in pages for t in map(parse_template, page.rows()) if t is not None)
     if memory is not None:
         memory.parsed += 1

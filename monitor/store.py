@@ -39,7 +39,14 @@ from monitor.exposition import (
 )
 from monitor.families import WabaAccount, health_errors
 from monitor.graph.usage import BucUsage
-from monitor.model import BusinessState, PhoneNumber, Transition, WabaState, transitions
+from monitor.model import (
+    BusinessState,
+    PhoneNumber,
+    Transition,
+    WabaState,
+    digits,
+    transitions,
+)
 
 log = structlog.get_logger("monitor.store")
 
@@ -145,12 +152,12 @@ class Store:
     def number_by_display(self, display: str) -> tuple[WabaState, PhoneNumber] | None:
         """The number a webhook names by its display number (digits compared), through an
         index kept as polls put numbers: a scan of 50,000 numbers per webhook was not."""
-        digits = _digits(display)
-        waba = self._wabas.get(self._by_display.get(digits, ""))
+        wanted = digits(display)
+        waba = self._wabas.get(self._by_display.get(wanted, ""))
         if waba is None:
             return None
         for number in waba.numbers:
-            if _digits(number.display_phone_number or "") == digits:
+            if digits(number.display_phone_number or "") == wanted:
                 return waba, number
         return None
 
@@ -513,15 +520,12 @@ class Store:
     def _index_numbers(self, waba_id: str, old: Iterable[PhoneNumber],
                        new: Iterable[PhoneNumber]) -> None:
         for number in old:
-            digits = _digits(number.display_phone_number or "")
-            if self._by_display.get(digits) == waba_id:
-                del self._by_display[digits]
+            shown = digits(number.display_phone_number or "")
+            if self._by_display.get(shown) == waba_id:
+                del self._by_display[shown]
         for number in new:
             if number.display_phone_number:
-                self._by_display[_digits(number.display_phone_number)] = waba_id
-
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
+                self._by_display[digits(number.display_phone_number)] = waba_id
 
 
 def _effective(templates: tuple[Template, ...], read_at: float,

@@ -7,10 +7,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config import Settings, load_settings
 from monitor.daemon import Monitor
 from monitor.fleet import Target
 from monitor.graph.client import GraphClient
@@ -21,6 +22,16 @@ from monitor.store import Store
 from tests.conftest import Sim, small_fleet, write_config
 
 
+def listed_settings(tmp_path: Path, url: str, business: Any, schedule: dict[str, Any],
+                    **more: Any) -> Settings:
+    """Settings for one business that lists its WABAs, against the simulator at ``url``."""
+    return load_settings(write_config(tmp_path, {
+        "graph": {"base_url": url},
+        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
+        "schedule": schedule, **more,
+    }), environ={})
+
+
 async def test_one_poll_per_waba_running_at_start(
     start_sim: Callable[[Scenario], Awaitable[Sim]], make_client: Callable[..., GraphClient],
     metrics: SelfMetrics, tmp_path: Path
@@ -28,11 +39,7 @@ async def test_one_poll_per_waba_running_at_start(
     scenario = small_fleet(numbers_per_waba=2, wabas=3)
     sim = await start_sim(scenario)
     business = scenario.businesses[0]
-    settings = load_settings(write_config(tmp_path, {
-        "graph": {"base_url": sim.url},
-        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
-        "schedule": {"scan_interval": "1h"},
-    }), environ={})
+    settings = listed_settings(tmp_path, sim.url, business, {"scan_interval": "1h"})
     monitor = Monitor(settings, make_client(sim), Store(), metrics)
     jobs = Jobs(monitor)
     jobs.start()
@@ -121,11 +128,8 @@ async def test_template_reads_of_many_wabas_run_a_bounded_number_at_once(
     scenario = small_fleet(numbers_per_waba=1, wabas=6)
     sim = await start_sim(scenario)
     business = scenario.businesses[0]
-    settings = load_settings(write_config(tmp_path, {
-        "graph": {"base_url": sim.url},
-        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
-        "schedule": {"scan_interval": "1h", "template_interval": "1h"},
-    }), environ={})
+    settings = listed_settings(tmp_path, sim.url, business,
+                               {"scan_interval": "1h", "template_interval": "1h"})
     monitor = Monitor(settings, make_client(sim), Store(), metrics)
     running: list[int] = [0]
     most: list[int] = [0]
@@ -168,12 +172,8 @@ async def test_the_daemon_freezes_its_long_lived_objects_once_ready(tmp_path: Pa
     scenario = small_fleet(numbers_per_waba=2, wabas=2)
     runner, sim_url = await start_simulator(World(scenario))
     business = scenario.businesses[0]
-    settings = load_settings(write_config(tmp_path, {
-        "graph": {"base_url": sim_url},
-        "businesses": [{"id": business.id, "wabas": [w.id for w in business.wabas]}],
-        "schedule": {"scan_interval": "1h"},
-        "state": {"directory": None},
-    }), environ={})
+    settings = listed_settings(tmp_path, sim_url, business, {"scan_interval": "1h"},
+                               state={"directory": None})
     try:
         assert gc.get_freeze_count() == 0
         async with Runtime(settings, access_token=TOKEN, port=0) as runtime:

@@ -30,7 +30,7 @@ from monitor.check import (
     number_findings,
     waba_findings,
 )
-from monitor.model import PhoneNumber, Transition, WabaState
+from monitor.model import PhoneNumber, Transition, WabaState, digits
 from monitor.store import Store
 
 RUNBOOK = "https://github.com/waba-monitor/waba-monitor/blob/main/docs/runbook.md"
@@ -466,13 +466,9 @@ def _onboarded_at(o: Onboarded) -> float:
     return o.at
 
 
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
-
-
 def _haystack(state: WabaState, n: PhoneNumber) -> str:
     display = n.display_phone_number or ""
-    return "\x00".join((n.id, display, _digits(display), n.verified_name or "",
+    return "\x00".join((n.id, display, digits(display), n.verified_name or "",
                         n.status or "", state.waba_id, state.business_id)).lower()
 
 
@@ -506,8 +502,8 @@ def parse_query(raw: str) -> Query:
             exact.append((key.lower(), value.lower()))
             continue
         token = token.lower()
-        if _PHONE_CHARS.match(token) and _digits(token):
-            token = _digits(token)
+        if _PHONE_CHARS.match(token) and digits(token):
+            token = digits(token)
         terms.append(token)
     return Query(text, tuple(exact), tuple(terms))
 
